@@ -1,0 +1,333 @@
+"""One `RunConfig` describes a training run.
+
+It is the single source for the CLI flags (`mario-tui --batch --lr ...`), the Launch form's labels and
+help, the run's `config.json`, and validation. Every field has a docstring right under it (the style of
+CleanRL's `dqn_atari.py`); `field_help()` reads those docstrings from the source so that help text is
+written exactly once.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import json
+import re
+import textwrap
+import typing
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+MODELS = ("ddqn", "dreamer")
+ACTION_SETS = ("right_only", "simple", "complex")
+DEVICES = ("auto", "cpu", "cuda")
+WORLDS = range(1, 9)
+STAGES = range(1, 5)
+
+
+class ConfigError(ValueError):
+    """A run option has a value that cannot work; the message names the option and what is valid."""
+
+
+@dataclass
+class RunConfig:
+    """Every option of a training run, with defaults that work on a 2-core laptop."""
+
+    # --- what to train -------------------------------------------------------------------------
+    model: Literal["ddqn", "dreamer"] = "ddqn"
+    """Model to train: `ddqn` (Dueling Double DQN) or `dreamer` (world model + imagined actor-critic)."""
+    level: str = "1-1"
+    """Level: a stage like `1-1`, `random` (a random stage each episode) or a list like `1-1,1-2,4-1`."""
+    actions: Literal["right_only", "simple", "complex"] = "simple"
+    """Action set: `right_only` (5), `simple` (7) or `complex` (12 button combinations)."""
+
+    # --- distributed runtime -------------------------------------------------------------------
+    workers: int = 2
+    """Worker processes; each plays its own emulator and sends gradients to the coordinator."""
+    collect_steps: int = 32
+    """Environment steps a worker plays between two gradient computations."""
+    accumulate_grads: int = 1
+    """Batches whose gradients a worker sums into one packet before sending it."""
+    max_staleness: int = 16
+    """Gradients computed against weights older than this many versions are dropped."""
+    heartbeat_timeout: float = 60.0
+    """Seconds without a heartbeat after which a worker counts as stuck and is restarted."""
+
+    # --- optimisation --------------------------------------------------------------------------
+    lr: float = 2.5e-4
+    """Adam learning rate at the start of the cosine schedule."""
+    lr_min: float = 1e-5
+    """Learning rate at the end of the cosine schedule."""
+    lr_decay_updates: int = 200_000
+    """Coordinator updates over which the learning rate decays from `lr` to `lr_min`."""
+    grad_clip: float = 10.0
+    """Clip the averaged gradient to this global L2 norm (0 disables clipping)."""
+    gamma: float = 0.99
+    """Discount factor per agent step."""
+    n_step: int = 3
+    """Steps of reward summed before bootstrapping (n-step returns)."""
+    batch_size: int = 32
+    """Transitions per gradient batch."""
+    target_update: int = 1000
+    """Copy online weights to the target network every this many updates (hard update)."""
+    tau: float = 0.0
+    """If above 0, soft-update the target network by this fraction every update instead of hard updates."""
+    reward_scale: float = 1 / 15
+    """Multiply environment rewards by this before learning (Mario's per-frame reward is within ±15)."""
+    q_scale: float = 100.0
+    """Q-values are softsign-bounded to [-q_scale, q_scale]."""
+
+    # --- replay --------------------------------------------------------------------------------
+    buffer_size: int = 50_000
+    """Replay capacity per worker, in transitions (about 7 KB each at 84x84)."""
+    learning_starts: int = 1_000
+    """Transitions a worker collects before it computes its first gradient."""
+    per: bool = True
+    """Prioritized experience replay (proportional, sum tree); off means uniform sampling."""
+    per_alpha: float = 0.6
+    """How strongly priorities shape sampling (0 = uniform, 1 = fully proportional)."""
+    per_beta: float = 0.4
+    """Initial importance-sampling exponent; annealed to 1 over `per_beta_steps` samples."""
+    per_beta_steps: int = 100_000
+    """Sampled batches over which beta is annealed to 1."""
+    save_replay: bool = False
+    """Save each worker's replay buffer beside the checkpoint (compressed) and restore it on resume."""
+
+    # --- exploration ---------------------------------------------------------------------------
+    eps_start: float = 1.0
+    """Epsilon at the start of each worker's schedule."""
+    eps_end: float = 0.05
+    """Base final epsilon; worker i ends at eps_end ** (1 + i / (workers - 1)) (Ape-X spread)."""
+    eps_decay_steps: int = 100_000
+    """Agent steps per worker over which epsilon decays linearly."""
+
+    # --- environment and network size -----------------------------------------------------------
+    frame_skip: int = 4
+    """NES frames per agent step (the action repeats; the observation is the max of the last two)."""
+    frame_size: int = 84
+    """Observations are frame_size x frame_size grayscale."""
+    frame_stack: int = 4
+    """Frames stacked into one observation."""
+    conv_width: int = 32
+    """Channels of the first conv layer (the next two have twice as many)."""
+    hidden_size: int = 512
+    """Units of the fully connected layer of each dueling stream."""
+
+    # --- run bookkeeping -----------------------------------------------------------------------
+    steps: int = 0
+    """Stop after this many coordinator updates (0 = run until stopped)."""
+    checkpoint_every: int = 1000
+    """Write checkpoint.pt and weights.pt every this many updates."""
+    csv_every: int = 100
+    """Append a metrics row to training.csv every this many updates."""
+    seed: int = 0
+    """Random seed for the coordinator, the workers (seed + id) and the environments."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Device of the coordinator's optimizer step: `auto` takes CUDA when present."""
+    run_dir: str = "checkpoints"
+    """Folder that holds one sub-folder per run."""
+    name: str = ""
+    """Run name (folder under run_dir); empty means a timestamp plus the model name."""
+
+    # ------------------------------------------------------------------------------------------
+    def validate(self) -> RunConfig:
+        """Raise `ConfigError` naming the first bad option; returns self so calls can chain."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError(next(iter(problems.values())))
+        return self
+
+    def problems(self) -> dict[str, str]:
+        """All invalid options as {field name: message}; the Launch form marks each one inline."""
+        out: dict[str, str] = {}
+
+        def need(name: str, ok: bool, message: str) -> None:
+            if not ok and name not in out:
+                out[name] = f"{flag_name(name)}: {message}"
+
+        for f in fields(self):
+            choices = field_choices(f.name)
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                need(f.name, False, f"{value!r} is not one of {', '.join(choices)}")
+        try:
+            parse_level_spec(self.level)
+        except ConfigError as exc:
+            out["level"] = f"--level: {exc}"
+        need("workers", 1 <= self.workers <= 64, "must be between 1 and 64")
+        need("collect_steps", self.collect_steps >= 1, "must be at least 1")
+        need("accumulate_grads", self.accumulate_grads >= 1, "must be at least 1")
+        need("max_staleness", self.max_staleness >= 0, "must be 0 or more")
+        need("heartbeat_timeout", self.heartbeat_timeout > 0, "must be above 0 seconds")
+        need("lr", 0 < self.lr <= 1, "must be in (0, 1]")
+        need("lr_min", 0 <= self.lr_min <= self.lr, "must be between 0 and --lr")
+        need("lr_decay_updates", self.lr_decay_updates >= 1, "must be at least 1")
+        need("grad_clip", self.grad_clip >= 0, "must be 0 (off) or more")
+        need("gamma", 0 < self.gamma <= 1, "must be in (0, 1]")
+        need("n_step", 1 <= self.n_step <= 20, "must be between 1 and 20")
+        need("batch_size", 1 <= self.batch_size <= 4096, "must be between 1 and 4096")
+        need("target_update", self.target_update >= 1, "must be at least 1")
+        need("tau", 0 <= self.tau <= 1, "must be in [0, 1]")
+        need("reward_scale", self.reward_scale > 0, "must be above 0")
+        need("q_scale", self.q_scale > 0, "must be above 0")
+        need("buffer_size", self.buffer_size >= max(self.batch_size, 2 * self.n_step + self.frame_stack),
+             f"must hold at least one batch ({self.batch_size})")
+        need("learning_starts", self.learning_starts >= 0, "must be 0 or more")
+        need("per_alpha", 0 <= self.per_alpha <= 1, "must be in [0, 1]")
+        need("per_beta", 0 <= self.per_beta <= 1, "must be in [0, 1]")
+        need("per_beta_steps", self.per_beta_steps >= 1, "must be at least 1")
+        need("eps_start", 0 <= self.eps_start <= 1, "must be in [0, 1]")
+        need("eps_end", 0 <= self.eps_end <= self.eps_start, "must be between 0 and --eps-start")
+        need("eps_decay_steps", self.eps_decay_steps >= 1, "must be at least 1")
+        need("frame_skip", 1 <= self.frame_skip <= 16, "must be between 1 and 16")
+        need("frame_size", 36 <= self.frame_size <= 240, "must be between 36 and 240 pixels")
+        need("frame_stack", 1 <= self.frame_stack <= 16, "must be between 1 and 16")
+        need("conv_width", 1 <= self.conv_width <= 512, "must be between 1 and 512")
+        need("hidden_size", 1 <= self.hidden_size <= 8192, "must be between 1 and 8192")
+        need("steps", self.steps >= 0, "must be 0 (until stopped) or more")
+        need("checkpoint_every", self.checkpoint_every >= 1, "must be at least 1")
+        need("csv_every", self.csv_every >= 1, "must be at least 1")
+        need("seed", 0 <= self.seed < 2**31, "must be between 0 and 2**31-1")
+        need("run_dir", bool(self.run_dir.strip()), "must not be empty")
+        need("name", re.fullmatch(r"[A-Za-z0-9._-]*", self.name) is not None and self.name not in (".", ".."),
+             "may only use letters, digits, '.', '_' and '-'")
+        return out
+
+    # --- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Build from a dict (e.g. config.json), coercing types; unknown keys are an error."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
+        values = {}
+        for key, raw in data.items():
+            values[key] = coerce(key, raw)
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def save(self, path: Path) -> None:
+        from mario_tui.engine.fileio import atomic_write_text
+
+        atomic_write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> RunConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} does not hold a run configuration")
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# --- field metadata derived from the class itself ----------------------------------------------
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def field_type(field_name: str) -> type:
+    """The plain Python type of a field: bool, int, float or str (Literal fields are str)."""
+    hint = typing.get_type_hints(RunConfig)[field_name]
+    if typing.get_origin(hint) is Literal:
+        return type(typing.get_args(hint)[0])
+    return hint
+
+
+def field_choices(field_name: str) -> tuple[str, ...]:
+    hint = typing.get_type_hints(RunConfig)[field_name]
+    if typing.get_origin(hint) is Literal:
+        return tuple(typing.get_args(hint))
+    return ()
+
+
+@cache
+def _docstrings() -> dict[str, str]:
+    source = textwrap.dedent(inspect.getsource(RunConfig))
+    body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def field_help(field_name: str) -> str:
+    """The docstring under the field: CLI help and Launch form help."""
+    return _docstrings().get(field_name, "")
+
+
+def field_label(field_name: str) -> str:
+    """A short human label for forms: `lr_min` → `LR min`."""
+    words = field_name.split("_")
+    special = {"lr": "LR", "per": "PER", "eps": "Epsilon", "csv": "CSV", "grads": "grads", "q": "Q"}
+    out = [special.get(w, w) for w in words]
+    out[0] = out[0][0].upper() + out[0][1:]
+    return " ".join(out)
+
+
+def coerce(field_name: str, raw: Any) -> Any:
+    """Turn a string or JSON value into the field's type, raising ConfigError with the flag name."""
+    kind = field_type(field_name)
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(raw)
+            if isinstance(raw, str):
+                raw = raw.strip().replace("_", "")
+                return int(float(raw)) if re.fullmatch(r"\d+(\.0*)?e\d+", raw) else int(raw)
+            return int(raw)
+        if kind is float:
+            value = float(raw)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(raw)
+            return value
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{flag_name(field_name)}: {raw!r} is not a valid {kind.__name__}") from None
+
+
+# --- level specs --------------------------------------------------------------------------------
+
+def all_stages() -> list[str]:
+    return [f"{w}-{s}" for w in WORLDS for s in STAGES]
+
+
+def parse_level_spec(spec: str) -> list[str] | Literal["random"]:
+    """`1-1` → ['1-1']; `random` → 'random'; `1-1,4-2` → ['1-1', '4-2']. Raises ConfigError."""
+    text = spec.strip().lower()
+    if text == "random":
+        return "random"
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ConfigError("empty level; use a stage like 1-1, 'random' or a list like 1-1,1-2")
+    valid = set(all_stages())
+    for part in parts:
+        if part not in valid:
+            raise ConfigError(f"unknown level {part!r}; valid: 1-1 … 8-4 (world 1-8, stage 1-4), "
+                              "'random', or a comma-separated list like 1-1,1-2,4-1")
+    return parts
