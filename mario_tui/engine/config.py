@@ -112,7 +112,7 @@ class RunConfig:
     """Frames stacked into one observation."""
     conv_width: int = 32
     """Channels of the first conv layer (the next two have twice as many)."""
-    hidden_size: int = 512
+    hidden_size: int = 256
     """Units of the fully connected layer of each dueling stream."""
 
     # --- run bookkeeping -----------------------------------------------------------------------

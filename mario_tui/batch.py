@@ -1,0 +1,108 @@
+"""`mario-tui --batch`: the same training as the app, without a UI (servers, CI, nohup).
+
+A rich progress bar on a terminal; plain periodic lines otherwise (log files stay readable). Ctrl+C,
+SIGTERM or SIGHUP stop the workers, write a final checkpoint, remove shared memory and exit 0.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from typing import TextIO
+
+from mario_tui.engine.checkpoint import CheckpointError
+from mario_tui.engine.config import ConfigError, RunConfig
+from mario_tui.engine.session import Run
+
+PLAIN_INTERVAL_S = 10.0
+
+
+def progress_line(run: Run) -> str:
+    s = run.coordinator_stats()
+    steps = f"/{run.config.steps}" if run.config.steps else ""
+    loss = s.get("q_loss", math.nan)
+    parts = [
+        f"updates {int(s.get('updates', 0))}{steps}",
+        f"{s.get('updates_per_s', 0.0):.1f} upd/s",
+        f"{s.get('frames_per_s', 0.0):.0f} frames/s",
+        f"episodes {int(s.get('episodes', 0))}",
+        f"best x {int(s.get('best_x_pos', 0))}",
+        f"loss {loss:.4g}" if not math.isnan(loss) else "loss -",
+        f"lr {s.get('lr', 0.0):.2e}",
+        f"lag {s.get('policy_lag_mean', math.nan):.1f}",
+    ]
+    dead = [r for r in run.worker_rows() if r.state in ("dead", "failed", "stale")]
+    if dead:
+        parts.append("workers " + ", ".join(f"{r.worker_id}:{r.state}" for r in dead))
+    if run.paused:
+        parts.append("PAUSED")
+    return " | ".join(parts)
+
+
+def _install_signal_handlers(stop: threading.Event) -> dict[int, object]:
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+    return previous
+
+
+def run_batch(config: RunConfig, resume_dir: str | None = None, out: TextIO | None = None,
+              interval: float | None = None) -> int:
+    """Train until --steps updates (or a signal); returns the process exit status."""
+    out = out or sys.stdout
+    try:
+        run = Run(config, resume_dir)
+    except (ConfigError, CheckpointError) as exc:
+        print(f"mario-tui: error: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    previous = _install_signal_handlers(stop)
+    tty = out.isatty()
+    try:
+        run.start()
+        print(f"run folder: {run.paths.root}  ({'resumed' if resume_dir else 'new'}, "
+              f"{config.workers} workers, model {config.model}, device {run.device})", file=out, flush=True)
+        if tty:
+            _watch_rich(run, stop, out)
+        else:
+            _watch_plain(run, stop, out, interval or PLAIN_INTERVAL_S)
+    finally:
+        if stop.is_set():
+            print("stopping: final checkpoint, workers, shared memory…", file=out, flush=True)
+        run.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+    print(progress_line(run), file=out)
+    print(f"done: {run.paths.root} (checkpoint.pt, weights.pt, training.csv, training.log)", file=out, flush=True)
+    if run.error is not None:
+        print(f"mario-tui: error: training failed: {run.error} (see {run.paths.log})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _watch_plain(run: Run, stop: threading.Event, out: TextIO, interval: float) -> None:
+    next_line = time.monotonic() + interval
+    while not stop.is_set() and not run.done.is_set():
+        stop.wait(0.2)
+        if time.monotonic() >= next_line:
+            next_line += interval
+            print(time.strftime("%H:%M:%S ") + progress_line(run), file=out, flush=True)
+
+
+def _watch_rich(run: Run, stop: threading.Event, out: TextIO) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(file=out)
+    total = run.config.steps or None
+    with Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=console, transient=False) as progress:
+        task = progress.add_task("", total=total)
+        while not stop.is_set() and not run.done.is_set():
+            stop.wait(0.5)
+            stats = run.coordinator_stats()
+            progress.update(task, completed=int(stats.get("updates", 0)),
+                            description=progress_line(run).split(" | ", 1)[-1])

@@ -1,0 +1,122 @@
+"""Command line: `mario-tui` opens the app; `mario-tui --batch ...` trains headless (servers, CI, nohup).
+
+Every run option is a flag generated from `RunConfig`, so the flags, their help and their validation
+can never drift from the config the engine uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+
+from mario_tui.engine.config import (
+    ConfigError,
+    RunConfig,
+    coerce,
+    field_choices,
+    field_help,
+    field_type,
+    flag_name,
+)
+
+# Options that define the network or the data shape: a resumed run must keep them.
+FIXED_ON_RESUME = ("model", "actions", "frame_size", "frame_stack", "frame_skip", "conv_width", "hidden_size")
+
+
+def _typed(name: str):
+    def parse(text: str):
+        try:
+            return coerce(name, text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+
+    parse.__name__ = field_type(name).__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mario-tui",
+        usage="mario-tui [--batch] [--resume RUN] [options]   (mario-tui --help lists every option)",
+        description="Train deep RL agents to play Super Mario Bros. Without --batch, opens the terminal app.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--batch", action="store_true", help="Train without a UI (servers, CI, nohup).")
+    parser.add_argument("--resume", metavar="RUN", default=None,
+                        help="Resume a run: its name under --run-dir, or a path to its folder or checkpoint.pt.")
+    parser.add_argument("--preview", choices=("auto", "sixel", "kitty", "halfblock", "off"), default="auto",
+                        help="How the app draws the game frame.")
+    defaults = RunConfig()
+    for f in fields(RunConfig):
+        kind = field_type(f.name)
+        flag = flag_name(f.name)
+        help_text = field_help(f.name)
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                help=f"{help_text} (default: {getattr(defaults, f.name)})")
+            continue
+        choices = field_choices(f.name) or None
+        parser.add_argument(flag, type=_typed(f.name), choices=choices, default=argparse.SUPPRESS,
+                            metavar=None if choices else f.name.upper(),
+                            help=f"{help_text} (default: {getattr(defaults, f.name)!r})")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[RunConfig, str | None]:
+    """Explicit flags over defaults (or over the resumed run's config.json). Exits 2 on a bad value."""
+    given = {f.name: getattr(args, f.name) for f in fields(RunConfig) if hasattr(args, f.name)}
+    resume_dir: str | None = None
+    if args.resume:
+        from mario_tui.engine.runs import resolve_run
+
+        try:
+            paths = resolve_run(args.resume, given.get("run_dir", RunConfig.run_dir))
+            base = RunConfig.load(paths.config)
+        except ConfigError as exc:
+            parser.error(str(exc))
+        changed = [k for k in FIXED_ON_RESUME if k in given and given[k] != getattr(base, k)]
+        if changed:
+            parser.error(f"{flag_name(changed[0])}: cannot change when resuming (the run uses "
+                         f"{getattr(base, changed[0])!r})")
+        config = base.replace(**{k: v for k, v in given.items() if k not in ("name", "run_dir")})
+        config = config.replace(name=paths.root.name, run_dir=str(paths.root.parent))
+        resume_dir = str(paths.root)
+    else:
+        try:
+            config = RunConfig(**given)
+        except ConfigError as exc:
+            parser.error(str(exc))
+    problems = config.problems()
+    if problems:
+        parser.error(next(iter(problems.values())))
+    from mario_tui.engine.registry import check_available
+
+    try:
+        check_available(config.model)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    return config, resume_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config, resume_dir = config_from_args(args, parser)
+    if args.batch:
+        from mario_tui.batch import run_batch
+
+        return run_batch(config, resume_dir)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("mario-tui: the app needs an interactive terminal (stdin/stdout are not a TTY).\n"
+              "For servers, CI or nohup, train headless instead:  mario-tui --batch [options]\n"
+              "(mario-tui --help lists the options)", file=sys.stderr)
+        return 2
+    from mario_tui.app import run_app
+
+    return run_app(config, resume_dir, preview=args.preview)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

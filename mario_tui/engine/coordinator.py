@@ -1,0 +1,190 @@
+"""The coordinator: averages worker gradients, steps the optimizer, publishes weights, updates targets.
+
+It is plain synchronous code: `Run` drives `apply_pending()` from a thread, so an asyncio program (the app)
+never blocks on torch work. Gradients that are non-finite or computed against weights more than
+`max_staleness` versions old are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from mario_tui.engine.config import RunConfig
+from mario_tui.engine.flat import FlatParameters
+from mario_tui.engine.learners.base import Learner
+from mario_tui.engine.optim import clip_gradients, make_optimizer, make_scheduler
+
+
+@dataclass
+class CoordinatorCounters:
+    """Counters that survive a resume (saved in checkpoint.pt)."""
+
+    updates: int = 0
+    grads_applied: int = 0
+    dropped_stale: int = 0
+    dropped_nonfinite: int = 0
+    env_steps: int = 0
+    episodes: int = 0
+    best_x_pos: int = 0
+    elapsed_s: float = 0.0
+    worker_steps: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CoordinatorCounters:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class UpdateReport:
+    """What one optimizer step did (for metrics)."""
+
+    packets: int
+    dropped_stale: int
+    dropped_nonfinite: int
+    lags: list[int]
+    metrics: dict[str, float]
+
+
+class Coordinator:
+    """Owns the authoritative model, optimizer and LR schedule of a run."""
+
+    def __init__(self, config: RunConfig, learner: Learner, device: torch.device,
+                 counters: CoordinatorCounters | None = None) -> None:
+        self.config = config
+        self.learner = learner
+        self.model = learner.model
+        self.device = device
+        self.model.to(device)
+        self.flat = FlatParameters(self.model.parameters())
+        self.optimizer = make_optimizer(self.model.parameters(), config.lr, device)
+        self.scheduler = make_scheduler(self.optimizer, config)
+        self.counters = counters or CoordinatorCounters()
+        self._host_weights = np.empty(self.flat.numel, dtype=np.float32)
+        self._accumulator = np.zeros(self.flat.numel, dtype=np.float32)
+        self.recent_lags: deque[int] = deque(maxlen=1000)
+        self.last_metrics: dict[str, float] = {}
+        self.last_grad_norm = math.nan
+        self.update_times: deque[float] = deque(maxlen=200)
+
+    @property
+    def numel(self) -> int:
+        return self.flat.numel
+
+    @property
+    def version(self) -> int:
+        """Weights version = number of optimizer updates so far."""
+        return self.counters.updates
+
+    @property
+    def published_version(self) -> int:
+        """Version number workers see: updates + 1, because the broadcast reserves 0 for 'nothing yet'."""
+        return self.counters.updates + 1
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def host_weights(self) -> np.ndarray:
+        """The current flat weights in host memory (what is published to workers)."""
+        if self.flat.weights.device.type == "cpu":
+            return self.flat.weights_numpy()
+        self._host_weights[:] = self.flat.weights.detach().cpu().numpy()
+        return self._host_weights
+
+    def apply(self, packets: list[Any]) -> UpdateReport | None:
+        """Filter, average and apply a list of gradient packets (each is released here). None if all dropped."""
+        version = self.published_version
+        accepted = 0
+        stale = nonfinite = 0
+        lags: list[int] = []
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        acc = self._accumulator
+        for packet in packets:
+            try:
+                lag = version - int(packet.weights_version)
+                if lag > self.config.max_staleness:
+                    stale += 1
+                    continue
+                grad = packet.grad
+                if not np.isfinite(grad).all():
+                    nonfinite += 1
+                    continue
+                if accepted == 0:
+                    np.copyto(acc, grad)
+                else:
+                    np.add(acc, grad, out=acc)
+                accepted += 1
+                lags.append(lag)
+                for name, value in packet.metrics.items():
+                    if math.isfinite(value):
+                        sums[name] = sums.get(name, 0.0) + value
+                        counts[name] = counts.get(name, 0) + 1
+            finally:
+                packet.release()
+        self.counters.dropped_stale += stale
+        self.counters.dropped_nonfinite += nonfinite
+        if accepted == 0:
+            return UpdateReport(0, stale, nonfinite, [], {}) if (stale or nonfinite) else None
+        acc *= 1.0 / accepted
+        self.step(acc)
+        self.counters.grads_applied += accepted
+        self.recent_lags.extend(lags)
+        metrics = {name: sums[name] / counts[name] for name in sums}
+        self.last_metrics = metrics
+        return UpdateReport(accepted, stale, nonfinite, lags, metrics)
+
+    def step(self, mean_grad: np.ndarray) -> None:
+        """One optimizer step with `mean_grad` as the gradient; then targets and the version counter."""
+        with torch.no_grad():
+            self.flat.grads.copy_(torch.from_numpy(mean_grad))
+        self.last_grad_norm = clip_gradients(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.counters.updates += 1
+        if self.config.tau > 0:
+            self.learner.update_targets(self.config.tau)
+        elif self.counters.updates % self.config.target_update == 0:
+            self.learner.update_targets(None)
+        self.update_times.append(time.monotonic())
+
+    def updates_per_second(self) -> float:
+        times = self.update_times
+        if len(times) < 2 or times[-1] - times[0] <= 0:
+            return 0.0
+        window_end = max(times[-1], time.monotonic() - 0.0)
+        return (len(times) - 1) / (window_end - times[0])
+
+    def policy_lag(self) -> tuple[float, int]:
+        """(mean, max) of version-now minus version-computed-against over recently applied gradients."""
+        if not self.recent_lags:
+            return (math.nan, 0)
+        lags = self.recent_lags
+        return (sum(lags) / len(lags), max(lags))
+
+    # --- checkpoint state ---------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "counters": self.counters.to_dict(),
+        }
+
+    def load_state(self, data: dict[str, Any]) -> None:
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        if "scheduler" in data:
+            self.scheduler.load_state_dict(data["scheduler"])
+        self.counters = CoordinatorCounters.from_dict(data["counters"])

@@ -1,0 +1,71 @@
+"""Double-DQN loss on n-step returns, weighted by prioritized-replay importance weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from mario_tui.engine.learners.base import LossInfo
+from mario_tui.engine.models.ddqn import DuelingDDQN
+
+
+def as_tensor(array: Any, device: torch.device) -> torch.Tensor:
+    """numpy → tensor without a copy on CPU (uint8 frames stay uint8 until the model scales them)."""
+    return torch.as_tensor(array, device=device)
+
+
+class DDQNLearner:
+    """target = R_n + gamma^n · Q_target(s_n, argmax_a Q_online(s_n, a)); Huber loss × IS weights.
+
+    `R_n` and `gamma^n` (0 after a terminal) come precomputed from the replay buffer, so the learner is
+    independent of n and of where episodes ended.
+    """
+
+    def __init__(self, model: DuelingDDQN, reward_scale: float = 1.0, huber_delta: float = 1.0) -> None:
+        self.model = model
+        self.reward_scale = float(reward_scale)
+        self.huber_delta = float(huber_delta)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def td_target(self, returns: torch.Tensor, discounts: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            next_actions = self.model(next_obs, "online").argmax(dim=1, keepdim=True)
+            next_q = self.model(next_obs, "target").gather(1, next_actions).squeeze(1)
+            return returns * self.reward_scale + discounts * next_q
+
+    def compute_loss(self, batch: Any) -> tuple[torch.Tensor, LossInfo]:
+        device = self.device
+        obs = as_tensor(batch.obs, device)
+        actions = as_tensor(batch.actions, device).long()
+        returns = as_tensor(batch.returns, device).float()
+        discounts = as_tensor(batch.discounts, device).float()
+        weights = as_tensor(batch.weights, device).float()
+        next_obs = as_tensor(batch.next_obs, device)
+
+        q_all = self.model(obs, "online")
+        q_taken = q_all.gather(1, actions.unsqueeze(1)).squeeze(1)
+        target = self.td_target(returns, discounts, next_obs)
+        td_error = target - q_taken
+        per_sample = F.huber_loss(q_taken, target, reduction="none", delta=self.huber_delta)
+        loss = (weights * per_sample).mean()
+
+        abs_td = td_error.detach().abs()
+        q_detached = q_all.detach()
+        metrics = {
+            "q_loss": float(loss.detach()),
+            "q_mean": float(q_detached.mean()),
+            "q_max": float(q_detached.max()),
+            "td_error_mean": float(abs_td.mean()),
+        }
+        return loss, LossInfo(metrics=metrics, priorities=abs_td.cpu().numpy())
+
+    def update_targets(self, tau: float | None = None) -> None:
+        if tau is None or tau >= 1.0:
+            self.model.sync_target()
+        else:
+            self.model.soft_update_target(tau)

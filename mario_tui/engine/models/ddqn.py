@@ -1,0 +1,101 @@
+"""Dueling Double DQN: Nature-style conv trunk, separate value/advantage streams, softsign-bounded Q."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mario_tui.engine.models.base import Network
+
+
+def nature_trunk(in_channels: int, width: int) -> nn.Sequential:
+    """The DQN (Nature 2015) conv stack; `width` scales the channels (32 → 32, 64, 64)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, kernel_size=8, stride=4),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, 2 * width, kernel_size=4, stride=2),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(2 * width, 2 * width, kernel_size=3, stride=1),
+        nn.ReLU(inplace=True),
+        nn.Flatten(),
+    )
+
+
+def conv_output_size(trunk: nn.Module, in_channels: int, frame_size: int) -> int:
+    with torch.no_grad():
+        return int(trunk(torch.zeros(1, in_channels, frame_size, frame_size)).shape[1])
+
+
+def bounded(q: torch.Tensor, q_scale: float) -> torch.Tensor:
+    """softsign squashing into (-q_scale, q_scale); ~identity for |q| << q_scale, so targets stay finite."""
+    return q_scale * F.softsign(q / q_scale)
+
+
+class DuelingQNetwork(nn.Module):
+    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a), then softsign-bounded."""
+
+    def __init__(self, in_channels: int, num_actions: int, frame_size: int, conv_width: int = 32,
+                 hidden_size: int = 256, q_scale: float = 100.0) -> None:
+        super().__init__()
+        self.q_scale = float(q_scale)
+        self.trunk = nature_trunk(in_channels, conv_width)
+        features = conv_output_size(self.trunk, in_channels, frame_size)
+        self.value = nn.Sequential(nn.Linear(features, hidden_size), nn.ReLU(inplace=True),
+                                   nn.Linear(hidden_size, 1))
+        self.advantage = nn.Sequential(nn.Linear(features, hidden_size), nn.ReLU(inplace=True),
+                                       nn.Linear(hidden_size, num_actions))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = self.trunk(obs.float() / 255.0)
+        return self.combine(self.value(x), self.advantage(x))
+
+    def combine(self, value: torch.Tensor, advantage: torch.Tensor) -> torch.Tensor:
+        return bounded(value + advantage - advantage.mean(dim=1, keepdim=True), self.q_scale)
+
+
+class DuelingDDQN(nn.Module):
+    """Online and target Q-networks behind the `Model` protocol.
+
+    `parameters()` yields only the online network's parameters: they are what the optimizer steps and
+    what the flat gradient/weights layout is built from. `state_dict()` holds both networks.
+    """
+
+    def __init__(self, in_channels: int, num_actions: int, frame_size: int, conv_width: int = 32,
+                 hidden_size: int = 256, q_scale: float = 100.0, seed: int | None = None) -> None:
+        super().__init__()
+        self.num_actions = num_actions
+        self.online = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale)
+        self.target = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale)
+        self.target.requires_grad_(False)
+        self.sync_target()
+        self._rng = np.random.default_rng(seed)
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]:  # type: ignore[override]
+        return self.online.parameters(recurse)
+
+    def forward(self, x: torch.Tensor, network: Network = "online") -> torch.Tensor:
+        net = self.online if network == "online" else self.target
+        return net(x)
+
+    @torch.no_grad()
+    def select_action(self, x: torch.Tensor, epsilon: float) -> np.ndarray:
+        """Epsilon-greedy over the online network; `x` is a uint8 batch (B, stack, H, W)."""
+        batch = x.shape[0]
+        explore = self._rng.random(batch) < epsilon
+        actions = self._rng.integers(0, self.num_actions, size=batch)
+        if not explore.all():
+            greedy = self.online(x).argmax(dim=1).cpu().numpy()
+            actions = np.where(explore, actions, greedy)
+        return actions.astype(np.int64)
+
+    def sync_target(self) -> None:
+        self.target.load_state_dict(self.online.state_dict())
+
+    @torch.no_grad()
+    def soft_update_target(self, tau: float) -> None:
+        """Polyak averaging: target ← (1 - tau) · target + tau · online."""
+        torch._foreach_lerp_(list(self.target.parameters()), list(self.online.parameters()), tau)

@@ -1,0 +1,57 @@
+"""`--model NAME` → a (model, learner) pair. New model types register here and nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mario_tui.engine.config import ConfigError, RunConfig
+from mario_tui.engine.learners.base import Learner
+from mario_tui.engine.models.base import Model
+
+
+class ModelNotAvailable(ConfigError):
+    """The model name is known but not built yet."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    description: str
+    build: Callable[[RunConfig, int], tuple[Model, Learner]] | None
+    metrics: tuple[str, ...] = ()
+    """Learner metrics sent with each gradient packet (at most 16): CSV columns and dashboard figures."""
+
+
+def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
+    from mario_tui.engine.learners.ddqn import DDQNLearner
+    from mario_tui.engine.models.ddqn import DuelingDDQN
+
+    model = DuelingDDQN(config.frame_stack, num_actions, config.frame_size, config.conv_width,
+                        config.hidden_size, config.q_scale, seed=config.seed)
+    return model, DDQNLearner(model, reward_scale=config.reward_scale)
+
+
+REGISTRY: dict[str, ModelEntry] = {
+    "ddqn": ModelEntry("ddqn", "Dueling Double DQN with n-step prioritized replay", _build_ddqn,
+                       ("q_loss", "q_mean", "q_max", "td_error_mean", "batch_size")),
+    "dreamer": ModelEntry("dreamer", "Dreamer-style world model with an imagined actor-critic", None),
+}
+
+
+def check_available(name: str) -> ModelEntry:
+    """The registry entry for `name`, or ConfigError saying what is valid / available."""
+    entry = REGISTRY.get(name)
+    if entry is None:
+        raise ConfigError(f"--model: unknown model {name!r}; valid: {', '.join(REGISTRY)}")
+    if entry.build is None:
+        raise ModelNotAvailable(f"--model: {name!r} is not available yet (available: "
+                                f"{', '.join(n for n, e in REGISTRY.items() if e.build)})")
+    return entry
+
+
+def build_model(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
+    """Build the model and learner named by `config.model`."""
+    entry = check_available(config.model)
+    assert entry.build is not None
+    return entry.build(config, num_actions)

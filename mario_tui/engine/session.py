@@ -1,0 +1,508 @@
+"""`Run`: the engine API every front end drives (the Textual app and `--batch` alike).
+
+    run = Run(config)                # or Run(config, resume_dir=...) to continue a run
+    run.start()                      # run folder, shared memory, worker processes, coordinator thread
+    run.pause(); run.resume(); run.restart_worker(1); run.save_checkpoint()
+    run.coordinator_stats(); run.worker_rows(); run.episodes; run.metric_history   # poll these
+    run.stop()                       # final checkpoint, workers joined, shared memory unlinked
+
+Threads: the coordinator thread applies gradients (torch releases the GIL in its kernels); the supervisor
+thread starts, watches and restarts worker processes. Neither blocks the caller's event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mario_tui.engine import shm
+from mario_tui.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_weights
+from mario_tui.engine.collector import EpisodeResult
+from mario_tui.engine.config import ConfigError, RunConfig
+from mario_tui.engine.coordinator import Coordinator, CoordinatorCounters
+from mario_tui.engine.env import num_actions
+from mario_tui.engine.fileio import atomic_write_text
+from mario_tui.engine.metrics import MetricsCsv
+from mario_tui.engine.registry import REGISTRY, build_model
+from mario_tui.engine.runs import RunPaths, new_run_paths
+from mario_tui.engine.supervisor import Supervisor, WorkerState
+from mario_tui.engine.worker import SAVE_REPLAY_COMMAND, WorkerSpec, worker_log_path, worker_main
+
+METRIC_HISTORY = 20_000
+EPISODE_HISTORY = 100_000
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device: cuda was asked for but torch sees no CUDA GPU (use --device cpu or auto)")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def process_context(method: str | None = None) -> mp.context.BaseContext:
+    """forkserver with the engine preloaded (restarts in ~0.2 s), else spawn. Never plain fork: the
+    coordinator process has threads and torch state that a fork would copy half-way."""
+    methods = mp.get_all_start_methods()
+    method = method or ("forkserver" if "forkserver" in methods else "spawn")
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["mario_tui.engine.worker"])
+    return ctx
+
+
+@dataclass
+class EpisodeRecord:
+    """One finished episode of one worker (what the reward / x_pos plots show)."""
+
+    worker_id: int
+    index: int
+    reward: float
+    x_pos: int
+    length: int
+    flag: bool
+    world: int
+    stage: int
+    time: float
+
+
+@dataclass
+class WorkerRow:
+    """One line of the worker table."""
+
+    worker_id: int
+    state: str
+    pid: int | None
+    level: str
+    episodes: int
+    steps: int
+    steps_per_s: float
+    last_reward: float
+    best_reward: float
+    best_x_pos: int
+    epsilon: float
+    grads_sent: int
+    heartbeat_age: float
+    restarts: int
+    last_error: str
+
+
+class Run:
+    """One training run: coordinator in this process, workers in their own processes."""
+
+    def __init__(self, config: RunConfig, resume_dir: str | Path | None = None,
+                 start_method: str | None = None) -> None:
+        self.config = config.validate()
+        self._resume: dict[str, Any] | None = None
+        if resume_dir is not None:
+            self.paths = RunPaths(Path(resume_dir))
+            self._resume = load_checkpoint(self.paths.checkpoint)
+            saved_model = self._resume["config"].get("model")
+            if saved_model != config.model:
+                raise CheckpointError(f"{self.paths.checkpoint}: holds a {saved_model!r} run, not {config.model!r}")
+        else:
+            self.paths = new_run_paths(config)
+        self.name = self.paths.root.name
+        self.device = resolve_device(config.device)
+        self.start_method = start_method
+        self.metric_names = REGISTRY[config.model].metrics
+        self.episodes: deque[EpisodeRecord] = deque(maxlen=EPISODE_HISTORY)
+        self.metric_history: deque[dict[str, float]] = deque(maxlen=METRIC_HISTORY)
+        self.started = threading.Event()
+        self.done = threading.Event()  # the step budget is reached (or the run broke): front ends call stop()
+        self.stopped = threading.Event()
+        self.error: BaseException | None = None
+        self.paused = False
+        self._stop_flag = threading.Event()
+        self._lock = threading.RLock()
+        self._checkpoint_requests: deque[threading.Event] = deque()
+        self._episode_seen: dict[int, tuple[int, int]] = {}
+        self._threads: list[threading.Thread] = []
+        self._segments: shm.RuntimeSegments | None = None
+        self.supervisor: Supervisor | None = None
+        self.coordinator: Coordinator | None = None
+        self._incarnations: list[int] = [0] * config.workers
+        self._t_start = time.monotonic()
+        self._elapsed_base = 0.0
+        self._stats_cache: np.ndarray | None = None
+
+    # ------------------------------------------------------------------------------ start-up
+    def start(self) -> None:
+        """Create the run folder and shared memory, start the workers and the coordinator thread."""
+        cfg = self.config
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        cfg.save(self.paths.config)
+        self.log = self._make_logger()
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        _model, learner = build_model(cfg, num_actions(cfg.actions))
+        counters = None
+        if self._resume is not None:
+            counters = CoordinatorCounters.from_dict(self._resume["counters"])
+        self.coordinator = coordinator = Coordinator(cfg, learner, self.device, counters)
+        if self._resume is not None:
+            coordinator.load_state(self._resume)
+            self._restore_rng(self._resume.get("rng", {}))
+            self._elapsed_base = coordinator.counters.elapsed_s
+            self.log.info(f"resumed {self.name} at update {coordinator.counters.updates} "
+                          f"({coordinator.counters.env_steps} env steps)")
+        else:
+            self.log.info(f"new run {self.name}: model {cfg.model}, {cfg.workers} workers, level {cfg.level}, "
+                          f"{coordinator.numel:,} parameters, device {self.device}")
+        steps = list(coordinator.counters.worker_steps) + [0] * cfg.workers
+        coordinator.counters.worker_steps = steps[: cfg.workers]
+        self._csv = MetricsCsv(self.paths.csv, self.metric_names)
+        self._segments = segments = shm.RuntimeSegments.create(cfg.workers, coordinator.numel, self.metric_names)
+        if segments.removed_stale:
+            self.log.info(f"removed {len(segments.removed_stale)} shared-memory segments left by a dead run")
+        segments.weights.publish(coordinator.host_weights(), version=coordinator.published_version)
+        segments.control.run_state = shm.RunState.RUNNING
+        now = time.monotonic()
+        for i in range(cfg.workers):
+            segments.heartbeats.beat(i, now)
+        self._ctx = process_context(self.start_method)
+        self.supervisor = Supervisor(
+            cfg.workers, self._spawn_worker, segments.heartbeats.age, cfg.heartbeat_timeout,
+            log=self.log.info, on_restart=self._before_worker_start,
+            worker_log=lambda i: worker_log_path(self.paths.root, i),
+        )
+        self._t_start = time.monotonic()
+        self._threads = [
+            threading.Thread(target=self._guard(self._supervise), name="mario-supervisor", daemon=True),
+            threading.Thread(target=self._guard(self._coordinate), name="mario-coordinator", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        self.started.set()
+
+    def _make_logger(self) -> logging.Logger:
+        logger = logging.getLogger(f"mario_tui.run.{self.name}.{id(self)}")
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        handler = logging.FileHandler(self.paths.log, mode="a", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s [coord] %(message)s", "%Y-%m-%d %H:%M:%S"))
+        logger.addHandler(handler)
+        return logger
+
+    def _restore_rng(self, rng: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            if "torch" in rng:
+                torch.set_rng_state(rng["torch"])
+            if "python" in rng:
+                random.setstate(_to_tuple(rng["python"]))
+
+    def _spawn_worker(self, worker_id: int) -> mp.process.BaseProcess:
+        assert self._segments is not None and self.coordinator is not None
+        incarnation = self._incarnations[worker_id]
+        self._incarnations[worker_id] += 1
+        spec = WorkerSpec(
+            worker_id=worker_id, config=self.config, runtime=self._segments.spec, run_root=str(self.paths.root),
+            coordinator_pid=os.getpid(), start_steps=int(self.coordinator.counters.worker_steps[worker_id]),
+            restore_replay=self.config.save_replay and incarnation == 0 and self._resume is not None,
+            incarnation=incarnation,
+        )
+        proc = self._ctx.Process(target=worker_main, args=(spec,), name=f"mario-worker-{worker_id}", daemon=True)
+        proc.start()
+        return proc
+
+    def _before_worker_start(self, worker_id: int) -> None:
+        """A fresh process takes the id: free its gradient slots, forget its commands, reset its clock."""
+        assert self._segments is not None
+        self._segments.gradients.reset_worker(worker_id)
+        self._segments.control.clear_commands(worker_id)
+        self._segments.heartbeats.beat(worker_id)
+        self._segments.stats.update(worker_id, state=shm.WorkerState.STARTING, steps_per_s=0.0)
+
+    def _guard(self, target):
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # noqa: BLE001 - surface to the front end, never die silently
+                self.error = exc
+                with contextlib.suppress(Exception):
+                    self.log.exception(f"{threading.current_thread().name} failed: {exc}")
+                self.done.set()
+
+        return run
+
+    # ------------------------------------------------------------------------------ threads
+    def _supervise(self) -> None:
+        assert self.supervisor is not None
+        self.supervisor.start_all()
+        while not self._stop_flag.wait(0.2):
+            with self._lock:
+                self.supervisor.check()
+
+    def _coordinate(self) -> None:
+        assert self._segments is not None and self.coordinator is not None
+        coordinator, segments, cfg = self.coordinator, self._segments, self.config
+        last_csv_update = coordinator.counters.updates
+        while not self._stop_flag.is_set():
+            self._poll_episodes()
+            self._serve_checkpoint_requests()
+            if self.paused:
+                time.sleep(0.05)
+                continue
+            packets = segments.gradients.wait(timeout=0.05)
+            if not packets:
+                continue
+            report = coordinator.apply(packets)
+            if report is None or report.packets == 0:
+                if report is not None:
+                    self.log.info(f"dropped {report.dropped_stale} stale and {report.dropped_nonfinite} "
+                                  "non-finite gradients")
+                continue
+            segments.weights.publish(coordinator.host_weights(), version=coordinator.published_version)
+            updates = coordinator.counters.updates
+            self.metric_history.append({"updates": updates, "lr": coordinator.lr,
+                                        "grad_norm": coordinator.last_grad_norm, **report.metrics})
+            if updates - last_csv_update >= cfg.csv_every:
+                last_csv_update = updates
+                self._csv.append(self._csv_row())
+            if updates % cfg.checkpoint_every == 0:
+                self._write_checkpoint()
+            if cfg.steps and updates >= cfg.steps:
+                self.log.info(f"reached --steps {cfg.steps}")
+                self.done.set()
+                break
+        self._serve_checkpoint_requests()
+
+    def _poll_episodes(self) -> None:
+        assert self._segments is not None and self.coordinator is not None
+        snap = self._segments.stats.snapshot()
+        self._stats_cache = snap
+        counters = self.coordinator.counters
+        now = time.time()
+        for i in range(self.config.workers):
+            rec = snap[i]
+            pid, episodes = int(rec["pid"]), int(rec["episodes"])
+            seen_pid, seen = self._episode_seen.get(i, (pid, 0))
+            if pid != seen_pid:
+                seen = 0
+            if episodes > seen:
+                counters.episodes += episodes - seen
+                x_pos = int(rec["last_x_pos"])
+                counters.best_x_pos = max(counters.best_x_pos, x_pos)
+                self.episodes.append(EpisodeRecord(i, counters.episodes, float(rec["last_reward"]), x_pos,
+                                                   int(rec["last_length"]), bool(rec["last_flag"]),
+                                                   int(rec["world"]), int(rec["stage"]), now))
+            self._episode_seen[i] = (pid, max(episodes, seen) if pid == seen_pid else episodes)
+            steps = int(rec["steps"])
+            if steps > counters.worker_steps[i]:
+                counters.worker_steps[i] = steps
+        counters.env_steps = sum(counters.worker_steps)
+        counters.elapsed_s = self._elapsed_base + (time.monotonic() - self._t_start)
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def _serve_checkpoint_requests(self) -> None:
+        while self._checkpoint_requests:
+            event = self._checkpoint_requests.popleft()
+            try:
+                self._write_checkpoint()
+            finally:
+                event.set()
+
+    def _write_checkpoint(self) -> None:
+        assert self.coordinator is not None
+        t0 = time.monotonic()
+        coordinator = self.coordinator
+        state = coordinator.state()
+        payload = {
+            "config": self.config.to_dict(),
+            **state,
+            "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate())},
+            "saved_at": time.time(),
+        }
+        save_checkpoint(self.paths.checkpoint, payload)
+        save_weights(self.paths.weights, state["model"], self.config.to_dict(), state["counters"])
+        atomic_write_text(self.paths.status, _status_json(self.config, coordinator.counters))
+        if self.config.save_replay and self._segments is not None:
+            for i in range(self.config.workers):
+                self._segments.control.request(i, SAVE_REPLAY_COMMAND)
+        self.log.info(f"checkpoint at update {coordinator.counters.updates} "
+                      f"({(time.monotonic() - t0) * 1000:.0f} ms)")
+
+    def save_checkpoint(self, timeout: float = 60.0) -> bool:
+        """Write checkpoint.pt + weights.pt now (on the coordinator thread, between two updates)."""
+        event = threading.Event()
+        coordinator_alive = any(t.name == "mario-coordinator" and t.is_alive() for t in self._threads)
+        if not coordinator_alive:
+            with self._lock:
+                self._write_checkpoint()
+            return True
+        self._checkpoint_requests.append(event)
+        return event.wait(timeout)
+
+    # ------------------------------------------------------------------------------ controls
+    def pause(self) -> None:
+        """Workers stop stepping, the coordinator stops applying; heartbeats continue."""
+        if self._segments is None or self.paused:
+            return
+        self.paused = True
+        self._segments.control.run_state = shm.RunState.PAUSED
+        if self.supervisor is not None:
+            self.supervisor.paused = True
+        self.log.info("paused")
+
+    def resume(self) -> None:
+        if self._segments is None or not self.paused:
+            return
+        self._segments.control.run_state = shm.RunState.RUNNING
+        self.paused = False
+        if self.supervisor is not None:
+            self.supervisor.paused = False
+        self.log.info("resumed")
+
+    def toggle_pause(self) -> bool:
+        (self.resume if self.paused else self.pause)()
+        return self.paused
+
+    def restart_worker(self, worker_id: int) -> None:
+        if self.supervisor is None or not 0 <= worker_id < self.config.workers:
+            raise IndexError(f"no worker {worker_id}")
+        self.supervisor.request_restart(worker_id, "requested")
+
+    def restart_stale_workers(self) -> list[int]:
+        """Restart every worker whose heartbeat is old (stale), dead or failed; returns their ids."""
+        ids = [r.worker_id for r in self.worker_rows() if r.state in ("stale", "dead", "failed")]
+        for worker_id in ids:
+            self.restart_worker(worker_id)
+        return ids
+
+    def set_preview_worker(self, worker_id: int) -> None:
+        if self._segments is not None:
+            self._segments.control.preview_worker = worker_id
+
+    def read_preview(self, worker_id: int, current_version: int) -> tuple[int, np.ndarray] | None:
+        if self._segments is None or self._segments.closed:
+            return None
+        return self._segments.previews.read_if_newer(worker_id, current_version)
+
+    def stop(self, timeout: float = 30.0, checkpoint: bool = True) -> None:
+        """Stop workers, write a final checkpoint, unlink shared memory. Idempotent; safe from any thread."""
+        with self._lock:
+            if self.stopped.is_set() or not self.started.is_set():
+                self.stopped.set()
+                return
+            self.log.info("stopping")
+            assert self._segments is not None and self.supervisor is not None
+            self._segments.control.run_state = shm.RunState.STOPPING
+            self._stop_flag.set()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+        try:
+            self._poll_episodes()
+            self.supervisor.stop_all(timeout)
+            self._poll_episodes()
+            if checkpoint and self.coordinator is not None and self.coordinator.counters.updates > 0:
+                self._write_checkpoint()
+            if self.coordinator is not None:
+                self._csv.append(self._csv_row())
+        finally:
+            self._segments.close()
+            self.log.info("stopped; shared memory released")
+            for handler in list(self.log.handlers):
+                handler.close()
+                self.log.removeHandler(handler)
+            self.stopped.set()
+            self.done.set()
+
+    # ------------------------------------------------------------------------------ reading
+    def coordinator_stats(self) -> dict[str, float]:
+        """Figures for the coordinator panel and the progress line."""
+        c = self.coordinator
+        if c is None:
+            return {}
+        lag_mean, lag_max = c.policy_lag()
+        stats = self._stats_cache
+        fps = float(stats["steps_per_s"].sum()) * self.config.frame_skip if stats is not None else 0.0
+        return {
+            "updates": c.counters.updates,
+            "updates_per_s": c.updates_per_second(),
+            "env_steps": c.counters.env_steps,
+            "episodes": c.counters.episodes,
+            "frames_per_s": fps,
+            "lr": c.lr,
+            "grad_norm": c.last_grad_norm,
+            "grads_applied": c.counters.grads_applied,
+            "dropped_stale": c.counters.dropped_stale,
+            "dropped_nonfinite": c.counters.dropped_nonfinite,
+            "policy_lag_mean": lag_mean,
+            "policy_lag_max": lag_max,
+            "best_x_pos": c.counters.best_x_pos,
+            "elapsed_s": c.counters.elapsed_s,
+            **c.last_metrics,
+        }
+
+    def worker_rows(self) -> list[WorkerRow]:
+        if self._segments is None or self.supervisor is None or self._segments.closed:
+            return []
+        snap = self._segments.stats.snapshot()
+        ages = self._segments.heartbeats.ages()
+        rows = []
+        for record in self.supervisor.workers:
+            i = record.worker_id
+            rec = snap[i]
+            state = record.state.value
+            if record.state is WorkerState.RUNNING and int(rec["state"]) == int(shm.WorkerState.STARTING):
+                state = WorkerState.STARTING.value
+            rows.append(WorkerRow(
+                worker_id=i, state=state, pid=record.pid, level=f"{int(rec['world'])}-{int(rec['stage'])}",
+                episodes=int(rec["episodes"]), steps=int(rec["steps"]), steps_per_s=float(rec["steps_per_s"]),
+                last_reward=float(rec["last_reward"]), best_reward=float(rec["best_reward"]),
+                best_x_pos=int(rec["best_x_pos"]), epsilon=float(rec["epsilon"]),
+                grads_sent=int(rec["grads_sent"]), heartbeat_age=float(ages[i]), restarts=record.restarts,
+                last_error=record.last_error,
+            ))
+        return rows
+
+    def worker_time_fractions(self) -> dict[str, float]:
+        """Mean fraction of worker time in env / learner / waiting (Sample Factory style timing)."""
+        if self._stats_cache is None:
+            return {}
+        snap = self._stats_cache
+        return {k: float(snap[f"{k}_time_frac"].mean()) for k in ("env", "learn", "wait")}
+
+    def _csv_row(self) -> dict[str, Any]:
+        stats = self.coordinator_stats()
+        recent = list(self.episodes)[-100:]
+        alive = self.supervisor.alive_count() if self.supervisor else 0
+        restarts = sum(r.restarts for r in self.supervisor.workers) if self.supervisor else 0
+        return {
+            "wall_time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **stats,
+            "reward_mean": float(np.mean([e.reward for e in recent])) if recent else float("nan"),
+            "x_pos_mean": float(np.mean([e.x_pos for e in recent])) if recent else float("nan"),
+            "workers_alive": alive,
+            "restarts": restarts,
+        }
+
+
+def _status_json(config: RunConfig, counters: CoordinatorCounters) -> str:
+    import json
+
+    return json.dumps({"model": config.model, "updates": counters.updates, "env_steps": counters.env_steps,
+                       "episodes": counters.episodes, "best_x_pos": counters.best_x_pos,
+                       "saved_at": time.time()}) + "\n"
+
+
+def _to_tuple(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_to_tuple(v) for v in value)
+    return value
+
+
+__all__ = ["EpisodeRecord", "EpisodeResult", "Run", "WorkerRow", "process_context", "resolve_device"]

@@ -1,0 +1,191 @@
+"""Keeps worker processes alive: detects dead (exit code) and stuck (stale heartbeat) workers and restarts
+them with back-off; a worker that keeps crashing is marked `failed` and the run goes on without it.
+
+All process start/kill/join calls happen on the one thread that calls `check()` (starting processes
+blocks for a while, and multiprocessing objects are not meant to be shared across threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+
+class WorkerState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STALE = "stale"
+    RESTARTING = "restarting"
+    DEAD = "dead"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass
+class WorkerRecord:
+    worker_id: int
+    process: BaseProcess | None = None
+    state: WorkerState = WorkerState.STARTING
+    restarts: int = 0
+    crash_times: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+    last_error: str = ""
+    restart_at: float = 0.0
+    started_at: float = 0.0
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+
+@dataclass
+class RestartPolicy:
+    """Back-off doubles from `base_delay` to `max_delay`; `max_crashes` within `window` seconds → failed."""
+
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_crashes: int = 5
+    window: float = 600.0
+
+    def delay(self, recent_crashes: int) -> float:
+        return min(self.max_delay, self.base_delay * 2 ** max(recent_crashes - 1, 0))
+
+
+def last_error_line(log_path: Path | None, max_bytes: int = 16_384) -> str:
+    """The last non-indented line of a worker's log (for a traceback: the exception line)."""
+    if log_path is None or not log_path.exists():
+        return ""
+    with log_path.open("rb") as handle:
+        handle.seek(max(0, log_path.stat().st_size - max_bytes))
+        lines = handle.read().decode("utf-8", "replace").splitlines()
+    for line in reversed(lines):
+        if line.strip() and not line.startswith((" ", "\t")):
+            return line.strip()[:300]
+    return ""
+
+
+class Supervisor:
+    """Owns the worker processes of one run."""
+
+    def __init__(self, num_workers: int, spawn: Callable[[int], BaseProcess],
+                 heartbeat_age: Callable[[int], float], heartbeat_timeout: float,
+                 log: Callable[[str], None], on_restart: Callable[[int], None] = lambda i: None,
+                 worker_log: Callable[[int], Path | None] = lambda i: None,
+                 policy: RestartPolicy | None = None) -> None:
+        self.workers = [WorkerRecord(i) for i in range(num_workers)]
+        self._spawn = spawn
+        self._heartbeat_age = heartbeat_age
+        self.heartbeat_timeout = heartbeat_timeout
+        self._log = log
+        self._on_restart = on_restart
+        self._worker_log = worker_log
+        self.policy = policy or RestartPolicy()
+        self.paused = False
+        self._requests: deque[tuple[int, str]] = deque()
+
+    # --- requests from other threads (UI, CLI): executed by the next check() ---------------------
+    def request_restart(self, worker_id: int, reason: str = "requested") -> None:
+        self._requests.append((worker_id, reason))
+
+    # --- on the supervisor thread --------------------------------------------------------------
+    def start_all(self) -> None:
+        for record in self.workers:
+            self._start(record)
+
+    def _start(self, record: WorkerRecord) -> None:
+        self._on_restart(record.worker_id)
+        record.process = self._spawn(record.worker_id)
+        record.started_at = time.monotonic()
+        record.state = WorkerState.STARTING
+
+    def _kill(self, record: WorkerRecord, grace: float = 0.0) -> None:
+        proc = record.process
+        if proc is None:
+            return
+        if proc.is_alive() and grace > 0:
+            proc.terminate()
+            proc.join(grace)
+        if proc.is_alive():
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(proc.pid, signal.SIGCONT)  # a SIGSTOPped process must be able to die
+            proc.kill()
+        proc.join(5.0)
+        if not proc.is_alive():
+            proc.close()
+        record.process = None
+
+    def restart(self, worker_id: int, reason: str) -> None:
+        """Kill (if needed) and start worker `worker_id` again with the same id; counts a restart."""
+        record = self.workers[worker_id]
+        self._log(f"restarting worker {worker_id}: {reason}")
+        record.state = WorkerState.RESTARTING
+        self._kill(record)
+        record.restarts += 1
+        self._start(record)
+
+    def check(self) -> None:
+        """One supervision pass: requests, deaths, stuck heartbeats, due restarts, states."""
+        now = time.monotonic()
+        while self._requests:
+            worker_id, reason = self._requests.popleft()
+            if 0 <= worker_id < len(self.workers):
+                self.restart(worker_id, reason)
+        for record in self.workers:
+            if record.state is WorkerState.FAILED or record.state is WorkerState.STOPPED:
+                continue
+            if record.state is WorkerState.DEAD:
+                if now >= record.restart_at:
+                    self.restart(record.worker_id, "back-off elapsed after a crash")
+                continue
+            proc = record.process
+            if proc is not None and not proc.is_alive():
+                self._crashed(record, f"exited with code {proc.exitcode}", now)
+                continue
+            age = self._heartbeat_age(record.worker_id)
+            if age > self.heartbeat_timeout:
+                self._crashed(record, f"stuck: no heartbeat for {age:.0f} s", now)
+                continue
+            if age > max(2.0, self.heartbeat_timeout / 4):
+                record.state = WorkerState.STALE
+            elif self.paused:
+                record.state = WorkerState.PAUSED
+            elif age < 2.0 and now - record.started_at > 0.0:
+                record.state = WorkerState.RUNNING
+
+    def _crashed(self, record: WorkerRecord, why: str, now: float) -> None:
+        self._kill(record)
+        error = last_error_line(self._worker_log(record.worker_id))
+        record.last_error = error or why
+        record.crash_times.append(now)
+        recent = sum(1 for t in record.crash_times if now - t <= self.policy.window)
+        detail = f" ({error})" if error else ""
+        if recent >= self.policy.max_crashes:
+            record.state = WorkerState.FAILED
+            self._log(f"worker {record.worker_id} failed: {why}{detail}; {recent} crashes in "
+                      f"{self.policy.window / 60:.0f} min, not restarting it again (the run goes on)")
+            return
+        delay = self.policy.delay(recent)
+        record.state = WorkerState.DEAD
+        record.restart_at = now + delay
+        self._log(f"worker {record.worker_id} {why}{detail}; restarting in {delay:.1f} s")
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Join workers (they were told to stop through the control block), killing any that linger."""
+        deadline = time.monotonic() + timeout
+        for record in self.workers:
+            if record.process is not None:
+                record.process.join(max(0.0, deadline - time.monotonic()))
+        for record in self.workers:
+            self._kill(record, grace=1.0)
+            record.state = WorkerState.STOPPED
+
+    def alive_count(self) -> int:
+        return sum(1 for r in self.workers if r.process is not None and r.process.is_alive())

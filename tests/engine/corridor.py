@@ -1,0 +1,53 @@
+"""A tiny deterministic task with image observations, for learning smoke tests.
+
+Mario itself needs hours to show learning; this corridor needs seconds. The agent starts at the left
+end of a corridor and must walk right to the goal within a time limit; the observation is a stack of
+frames with a bright column at the agent's position, shaped like the real env's (uint8 stack × H × W).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+
+class Corridor(gym.Env):
+    LEFT, STAY, RIGHT = 0, 1, 2
+
+    def __init__(self, length: int = 8, max_steps: int = 20, frame_size: int = 36, stack: int = 4) -> None:
+        self.length, self.max_steps, self.size, self.stack = length, max_steps, frame_size, stack
+        self.action_space = gym.spaces.Discrete(3)
+        self.observation_space = gym.spaces.Box(0, 255, (stack, frame_size, frame_size), np.uint8)
+        self._frames = np.zeros((stack, frame_size, frame_size), np.uint8)
+
+    def _frame(self) -> np.ndarray:
+        frame = np.zeros((self.size, self.size), np.uint8)
+        width = self.size // self.length
+        frame[:, self.pos * width:(self.pos + 1) * width] = 255
+        return frame
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos, self.t = 0, 0
+        self._frames[:] = self._frame()
+        return self._frames.copy(), {"x_pos": 0}
+
+    def step(self, action):
+        self.t += 1
+        self.pos = int(np.clip(self.pos + int(action) - 1, 0, self.length - 1))
+        self._frames = np.roll(self._frames, -1, axis=0)
+        self._frames[-1] = self._frame()
+        at_goal = self.pos == self.length - 1
+        reward = 1.0 if at_goal else -0.01
+        truncated = not at_goal and self.t >= self.max_steps
+        return self._frames.copy(), reward, at_goal, truncated, {"x_pos": self.pos, "flag_get": at_goal}
+
+
+def episode_return(env: Corridor, policy, seed: int) -> float:
+    obs, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        total += reward
+        done = terminated or truncated
+    return total

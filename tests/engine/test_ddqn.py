@@ -1,0 +1,148 @@
+"""Dueling Double DQN model and learner: the maths, checked on tiny networks."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from mario_tui.engine.learners.ddqn import DDQNLearner
+from mario_tui.engine.models.base import Model
+from mario_tui.engine.models.ddqn import DuelingDDQN, bounded
+
+FRAME = 36
+STACK = 4
+
+
+def tiny_model(actions: int = 3, q_scale: float = 100.0, seed: int = 0) -> DuelingDDQN:
+    torch.manual_seed(seed)
+    return DuelingDDQN(STACK, actions, FRAME, conv_width=4, hidden_size=16, q_scale=q_scale, seed=seed)
+
+
+def constant_heads(net: torch.nn.Module, value: float, advantages: list[float]) -> None:
+    """Zero every weight and set the last biases, so Q is the same known vector for every input."""
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.value[-1].bias.fill_(value)
+        net.advantage[-1].bias.copy_(torch.tensor(advantages))
+
+
+def random_obs(batch: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, STACK, FRAME, FRAME), dtype=torch.uint8, generator=g)
+
+
+def test_model_satisfies_protocol_and_parameters_are_online_only():
+    model = tiny_model()
+    assert isinstance(model, Model)
+    online = {id(p) for p in model.online.parameters()}
+    assert {id(p) for p in model.parameters()} == online
+    assert all(not p.requires_grad for p in model.target.parameters())
+    state = model.state_dict()
+    assert any(k.startswith("target.") for k in state) and any(k.startswith("online.") for k in state)
+
+
+def test_dueling_combination_subtracts_mean_advantage():
+    model = tiny_model(actions=3, q_scale=1e6)
+    constant_heads(model.online, value=2.0, advantages=[1.0, 4.0, 1.0])
+    q = model(random_obs(5))
+    expected = torch.tensor([2.0 + 1 - 2, 2.0 + 4 - 2, 2.0 + 1 - 2])
+    assert q.shape == (5, 3)
+    torch.testing.assert_close(q, expected.expand(5, 3), rtol=1e-5, atol=1e-5)
+
+
+def test_softsign_bound_holds_for_extreme_inputs():
+    model = tiny_model(q_scale=10.0)
+    with torch.no_grad():
+        for p in model.online.parameters():
+            p.mul_(1e4)
+    obs = torch.full((4, STACK, FRAME, FRAME), 255, dtype=torch.uint8)
+    q = model(obs)
+    assert torch.isfinite(q).all()
+    assert q.abs().max() <= 10.0
+    assert q.abs().max() > 9.0  # really pushed to the bound
+    # near zero the bound is ~identity
+    small = torch.tensor([0.01, -0.5])
+    torch.testing.assert_close(bounded(small, 100.0), small, rtol=1e-2, atol=1e-4)
+
+
+def test_double_dqn_target_matches_hand_computed_case():
+    model = tiny_model(actions=3, q_scale=100.0)
+    constant_heads(model.online, value=0.0, advantages=[1.0, 3.0, 2.0])   # Q_online = [-1, 1, 0] → a* = 1
+    constant_heads(model.target, value=1.0, advantages=[5.0, 0.0, 4.0])   # Q_target = [3, -2, 2]
+    learner = DDQNLearner(model, reward_scale=0.5)
+    target = learner.td_target(torch.tensor([2.0, 2.0]), torch.tensor([0.9, 0.0]), random_obs(2))
+    q_target_a1 = 100.0 * (-2.0 / 100.0) / (1 + 2.0 / 100.0)      # softsign-bounded −2
+    expected = torch.tensor([2.0 * 0.5 + 0.9 * q_target_a1, 2.0 * 0.5])  # no bootstrap after a terminal
+    torch.testing.assert_close(target, expected)
+    assert target[0] < 1.0 + 0.9 * 2.9  # plain DQN (max over target) would have taken Q_target = 3
+
+
+def fixed_batch(batch: int = 8) -> SimpleNamespace:
+    rng = np.random.default_rng(1)
+    return SimpleNamespace(
+        obs=rng.integers(0, 256, (batch, STACK, FRAME, FRAME), dtype=np.uint8),
+        actions=rng.integers(0, 3, batch),
+        returns=rng.normal(size=batch).astype(np.float32),
+        next_obs=rng.integers(0, 256, (batch, STACK, FRAME, FRAME), dtype=np.uint8),
+        discounts=np.where(rng.random(batch) < 0.3, 0.0, 0.97).astype(np.float32),
+        weights=rng.uniform(0.3, 1.0, batch).astype(np.float32),
+        indices=np.arange(batch),
+    )
+
+
+def test_loss_goes_to_zero_when_overfitting_a_fixed_batch():
+    model = tiny_model()
+    learner = DDQNLearner(model, reward_scale=1.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    batch = fixed_batch()
+    first, info = learner.compute_loss(batch)
+    assert set(info.metrics) >= {"q_mean", "q_max", "q_loss", "td_error_mean"}
+    assert info.priorities is not None and info.priorities.shape == (8,)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss, info = learner.compute_loss(batch)
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 1e-3 * max(first.item(), 1e-3) or loss.item() < 1e-4
+    assert info.metrics["td_error_mean"] < 0.05
+
+
+def test_importance_weights_scale_the_loss():
+    model = tiny_model()
+    learner = DDQNLearner(model)
+    batch = fixed_batch()
+    loss_full, _ = learner.compute_loss(batch)
+    batch.weights = batch.weights * 0.5
+    loss_half, _ = learner.compute_loss(batch)
+    torch.testing.assert_close(loss_half, loss_full * 0.5)
+
+
+def test_hard_and_soft_target_updates():
+    model = tiny_model()
+    learner = DDQNLearner(model)
+    with torch.no_grad():
+        for p in model.online.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in model.target.parameters()]
+    learner.update_targets(tau=0.25)
+    for b, t, o in zip(before, model.target.parameters(), model.online.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.75 * b + 0.25 * o)
+    learner.update_targets(None)
+    for t, o in zip(model.target.parameters(), model.online.parameters(), strict=True):
+        assert torch.equal(t, o)
+
+
+@pytest.mark.parametrize("epsilon, expect_random", [(0.0, False), (1.0, True)])
+def test_select_action_is_epsilon_greedy(epsilon, expect_random):
+    model = tiny_model(actions=3)
+    constant_heads(model.online, value=0.0, advantages=[0.0, 5.0, 0.0])
+    actions = model.select_action(random_obs(300), epsilon)
+    assert actions.dtype == np.int64 and actions.shape == (300,)
+    if expect_random:
+        assert set(actions.tolist()) == {0, 1, 2}
+    else:
+        assert (actions == 1).all()
