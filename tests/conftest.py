@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -11,8 +12,9 @@ torch.set_num_threads(1)
 
 
 def _our_segments() -> set[str]:
+    """Segments this test process created (the name carries the creator pid; other runs on the machine differ)."""
     try:
-        return {n for n in os.listdir("/dev/shm") if n.startswith("mtui_")}
+        return {n for n in os.listdir("/dev/shm") if n.startswith(f"mtui_{os.getpid()}_")}
     except FileNotFoundError:
         return set()
 
@@ -24,8 +26,6 @@ def no_shared_memory_left_behind():
     yield
     left = _our_segments() - before
     for name in left:  # clean up so one failure does not cascade into every later test
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(f"/dev/shm/{name}")
-        except FileNotFoundError:
-            pass
     assert not left, f"shared memory left behind: {sorted(left)}"

@@ -1,0 +1,220 @@
+"""The distributed runtime end to end: real worker processes, real emulators, real shared memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mario_tui.engine import shm
+from mario_tui.engine.checkpoint import load_checkpoint, load_weights
+from mario_tui.engine.config import RunConfig
+from mario_tui.engine.coordinator import Coordinator
+from mario_tui.engine.metrics import read_csv
+from mario_tui.engine.registry import REGISTRY, build_model
+from mario_tui.engine.session import Run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_config(tmp_path: Path, **changes) -> RunConfig:
+    base = dict(workers=2, frame_size=36, conv_width=4, hidden_size=16, batch_size=8, buffer_size=600,
+                learning_starts=40, collect_steps=8, csv_every=5, checkpoint_every=20, steps=30,
+                run_dir=str(tmp_path / "checkpoints"), name="t", heartbeat_timeout=30.0, actions="right_only",
+                eps_decay_steps=500, seed=1)
+    base.update(changes)
+    return RunConfig(**base)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def runs():
+    """Runs started by a test are always stopped (workers joined, shared memory unlinked)."""
+    started: list[Run] = []
+    yield started
+    for run in started:
+        run.stop(timeout=10, checkpoint=False)
+
+
+def start(runs: list[Run], config: RunConfig, resume_dir=None) -> Run:
+    run = Run(config, resume_dir)
+    runs.append(run)
+    run.start()
+    return run
+
+
+def test_short_run_writes_every_run_file_and_cleans_up(tmp_path, runs):
+    run = start(runs, tiny_config(tmp_path))
+    names = set(run._segments.segment_names)
+    assert all(os.path.exists(f"/dev/shm/{n}") for n in names)
+    wait_for(run.done.is_set, 120, "30 updates")
+    rows = run.worker_rows()
+    assert len(rows) == 2 and all(r.steps > 0 and r.grads_sent > 0 for r in rows)
+    run.stop()
+    assert run.error is None
+    assert not any(os.path.exists(f"/dev/shm/{n}") for n in names)
+    folder = run.paths.root
+    for name in ("weights.pt", "checkpoint.pt", "training.csv", "training.log", "config.json", "status.json"):
+        assert (folder / name).exists(), name
+    data = load_checkpoint(folder / "checkpoint.pt")
+    assert data["counters"]["updates"] >= 30
+    assert data["counters"]["grads_applied"] >= 30
+    assert {"optimizer", "scheduler", "rng", "config"} <= set(data)
+    assert load_weights(folder / "weights.pt")["config"]["model"] == "ddqn"
+    rows = read_csv(folder / "training.csv")
+    assert len(rows) >= 2 and int(rows[-1]["updates"]) >= 30
+    assert all(c in rows[0] for c in ("q_loss", "q_mean", "lr", "policy_lag_mean", "frames_per_s"))
+    log = (folder / "training.log").read_text()
+    assert "[w0] started" in log and "[w1] started" in log and "checkpoint at update" in log
+
+
+def test_resume_continues_counters_and_appends_csv(tmp_path, runs):
+    config = tiny_config(tmp_path, steps=20, checkpoint_every=10)
+    run = start(runs, config)
+    wait_for(run.done.is_set, 120, "first 20 updates")
+    run.stop()
+    first = load_checkpoint(run.paths.checkpoint)
+    csv_rows = len(read_csv(run.paths.csv))
+    resumed = start(runs, config.replace(steps=40), resume_dir=run.paths.root)
+    assert resumed.coordinator.counters.updates == first["counters"]["updates"]
+    assert resumed.coordinator.lr == pytest.approx(first["optimizer"]["param_groups"][0]["lr"])
+    wait_for(resumed.done.is_set, 120, "40 updates in total")
+    resumed.stop()
+    second = load_checkpoint(run.paths.checkpoint)
+    assert second["counters"]["updates"] >= 40
+    assert second["counters"]["env_steps"] > first["counters"]["env_steps"]
+    assert second["scheduler"]["last_epoch"] >= 40
+    rows = read_csv(run.paths.csv)
+    assert len(rows) > csv_rows
+    assert [int(r["updates"]) for r in rows] == sorted(int(r["updates"]) for r in rows)
+    assert "resumed t at update" in run.paths.log.read_text()
+
+
+def test_killed_worker_is_restarted_and_training_continues(tmp_path, runs):
+    run = start(runs, tiny_config(tmp_path, steps=0))
+    wait_for(lambda: run.coordinator.counters.updates >= 5, 120, "first updates")
+    victim = run.supervisor.workers[0].pid
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: run.supervisor.workers[0].restarts >= 1, 30, "restart after SIGKILL")
+    assert run.supervisor.workers[0].pid != victim
+    assert "exited with code -9" in run.paths.log.read_text()
+    before = run.coordinator.counters.updates
+    wait_for(lambda: run.worker_rows()[0].grads_sent > 0, 120, "restarted worker sending gradients")
+    wait_for(lambda: run.coordinator.counters.updates > before + 3, 60, "updates after the restart")
+
+
+def test_stopped_worker_is_detected_by_its_heartbeat(tmp_path, runs):
+    run = start(runs, tiny_config(tmp_path, steps=0, heartbeat_timeout=4.0))
+    wait_for(lambda: all(r.steps > 0 for r in run.worker_rows()), 120, "both workers stepping")
+    victim = run.supervisor.workers[1].pid
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        wait_for(lambda: run.supervisor.workers[1].restarts >= 1, 30, "restart of the stuck worker")
+    finally:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert "stuck: no heartbeat" in run.paths.log.read_text()
+    wait_for(lambda: run.worker_rows()[1].steps > 0 and run.worker_rows()[1].state == "running", 60,
+             "replacement worker running")
+
+
+def test_pause_stops_updates_and_resume_restarts_them(tmp_path, runs):
+    run = start(runs, tiny_config(tmp_path, steps=0))
+    wait_for(lambda: run.coordinator.counters.updates >= 3, 120, "first updates")
+    run.pause()
+    wait_for(lambda: all(r.state == "paused" for r in run.worker_rows()), 10, "workers paused")
+    frozen = run.coordinator.counters.updates
+    steps = sum(r.steps for r in run.worker_rows())
+    time.sleep(0.5)  # a pause must hold: nothing may move during it
+    assert run.coordinator.counters.updates == frozen
+    assert sum(r.steps for r in run.worker_rows()) == steps
+    run.resume()
+    wait_for(lambda: run.coordinator.counters.updates > frozen, 60, "updates after resume")
+    assert run.save_checkpoint(timeout=30)
+    assert run.paths.checkpoint.exists()
+
+
+def test_coordinator_drops_stale_and_nonfinite_gradients(tmp_path):
+    config = tiny_config(tmp_path, max_staleness=2)
+    _, learner = build_model(config, 5)
+    coordinator = Coordinator(config, learner, torch.device("cpu"))
+    names = REGISTRY["ddqn"].metrics
+    with shm.GradientPool.create(1, coordinator.numel, names) as pool:
+        writer = shm.GradientPool.attach(pool.spec, 0)
+        try:
+            grad = np.full(coordinator.numel, 1e-3, np.float32)
+            writer.write(grad, coordinator.published_version, {"q_loss": 1.0})
+            report = coordinator.apply(pool.poll())
+            assert report.packets == 1 and coordinator.counters.updates == 1
+            bad = grad.copy()
+            bad[3] = np.nan
+            writer.write(bad, coordinator.published_version)
+            before = coordinator.flat.weights.clone()
+            report = coordinator.apply(pool.poll())
+            assert report.packets == 0 and report.dropped_nonfinite == 1
+            assert torch.equal(before, coordinator.flat.weights)  # nothing applied
+            for _ in range(3):
+                coordinator.step(grad)
+            writer.write(grad, coordinator.published_version - 3)  # computed 3 versions ago > max 2
+            report = coordinator.apply(pool.poll())
+            assert report.dropped_stale == 1 and coordinator.counters.dropped_stale == 1
+            writer.write(grad, coordinator.published_version - 2)
+            report = coordinator.apply(pool.poll())
+            assert report.packets == 1 and report.lags == [2]
+            assert coordinator.policy_lag() == (1.0, 2)
+        finally:
+            writer.close()
+
+
+def batch_cmd(tmp_path: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "mario_tui.cli", "--batch", "--workers", "2", "--frame-size", "36",
+            "--conv-width", "4", "--hidden-size", "16", "--batch-size", "8", "--buffer-size", "600",
+            "--learning-starts", "40", "--collect-steps", "8", "--actions", "right_only",
+            "--run-dir", str(tmp_path / "checkpoints"), *args]
+
+
+def test_batch_cli_rejects_bad_values_with_one_line(tmp_path):
+    for args, words in ((["--lr", "-1"], "--lr"), (["--level", "9-9"], "unknown level"),
+                        (["--workers", "x"], "--workers"), (["--resume", "nope"], "--resume")):
+        proc = subprocess.run(batch_cmd(tmp_path, *args), capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert proc.returncode == 2, proc.stderr
+        assert words in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_batch_sigterm_writes_final_checkpoint_and_exits_zero(tmp_path):
+    proc = subprocess.Popen(batch_cmd(tmp_path, "--name", "sig", "--csv-every", "5"), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / "checkpoints" / "sig"
+    try:
+        wait_for(lambda: (folder / "training.csv").exists(), 120, "first CSV rows", interval=0.2)
+        segments = [n for n in os.listdir("/dev/shm") if n.startswith(f"mtui_{proc.pid}_")]
+        assert segments
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert load_checkpoint(folder / "checkpoint.pt")["counters"]["updates"] >= 5
+    assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"mtui_{proc.pid}_")]
+    assert "done:" in out
