@@ -470,11 +470,11 @@ class Run:
         return rows
 
     def worker_time_fractions(self) -> dict[str, float]:
-        """Mean fraction of worker time in env / learner / waiting (Sample Factory style timing)."""
+        """Mean fraction of worker time in env / acting / learner / waiting (Sample Factory style timing)."""
         if self._stats_cache is None:
             return {}
         snap = self._stats_cache
-        return {k: float(snap[f"{k}_time_frac"].mean()) for k in ("env", "learn", "wait")}
+        return {k: float(snap[f"{k}_time_frac"].mean()) for k in ("env", "act", "learn", "wait")}
 
     def _csv_row(self) -> dict[str, Any]:
         stats = self.coordinator_stats()

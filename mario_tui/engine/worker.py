@@ -124,7 +124,8 @@ class WorkerLoop:
                                    worker_final_epsilon(i, cfg.workers, cfg.eps_end), cfg.eps_decay_steps, seed=seed)
         self.collector.stats.steps = spec.start_steps
         self.grads_sent = 0
-        self.env_s = self.learn_s = self.wait_s = 0.0
+        self.learn_s = self.wait_s = 0.0
+        self._t_loop = time.perf_counter()
         self._last_parent_check = 0.0
         self._steps_window: list[tuple[float, int]] = []
 
@@ -227,15 +228,15 @@ class WorkerLoop:
             self._steps_window.pop(0)
         (t_first, s_first) = self._steps_window[0]
         rate = (st.steps - s_first) / (now - t_first) if now > t_first else 0.0
-        total = self.env_s + self.learn_s + self.wait_s or 1.0
+        total = max(time.perf_counter() - self._t_loop, 1e-9)
         last = st.finished[-1] if st.finished else None
         self.seg.stats.update(
             self.id, state=self.shm.WorkerState.RUNNING, episodes=st.episodes, steps=st.steps,
             last_reward=st.last_reward, best_reward=st.best_reward if st.episodes else 0.0,
             best_x_pos=st.best_x_pos, epsilon=self.collector.epsilon, grads_sent=self.grads_sent,
             steps_per_s=rate, world=st.world, stage=st.stage, x_pos=st.x_pos,
-            env_time_frac=self.env_s / total, learn_time_frac=self.learn_s / total,
-            wait_time_frac=self.wait_s / total,
+            env_time_frac=st.env_seconds / total, act_time_frac=st.act_seconds / total,
+            learn_time_frac=self.learn_s / total, wait_time_frac=self.wait_s / total,
             last_x_pos=last.x_pos if last else 0, last_length=last.length if last else 0,
             last_flag=int(last.flag) if last else 0,
         )
@@ -247,6 +248,7 @@ class WorkerLoop:
         run_log(self.spec, f"started (pid {os.getpid()}, epsilon → {self.collector.eps_end:.3f})")
         try:
             self._wait_for_first_weights()
+            self._t_loop = time.perf_counter()
             while not self._stopping():
                 self._check_coordinator()
                 self._handle_commands()
@@ -255,9 +257,7 @@ class WorkerLoop:
                     self.seg.beat()
                     time.sleep(0.05)
                     continue
-                t0 = time.perf_counter()
                 self.collector.collect(cfg.collect_steps, self._on_step)
-                self.env_s += time.perf_counter() - t0
                 if len(self.buffer) >= max(cfg.learning_starts, cfg.batch_size):
                     self._compute_and_send()
                 self._pull_weights()

@@ -331,6 +331,29 @@ def test_gradient_pool_validates_spec_and_sizes() -> None:
         with pytest.raises(IndexError):
             GradientPool.attach(pool.spec, 1)
         assert pickle.loads(pickle.dumps(pool.spec)) == pool.spec
+        writer = GradientPool.attach(pool.spec, 0)
+        with pytest.raises(ValueError):
+            writer.write(np.ones(1, np.float32), 1)  # would broadcast silently through np.copyto
+        writer.close()
+
+
+def test_control_commands_counted_and_runtime_defined() -> None:
+    from mario_tui.engine.shm import ControlBlock
+
+    with ControlBlock.create(2) as control:
+        assert control.run_state == RunState.RUNNING and control.preview_worker == -1
+        assert control.coordinator_pid == os.getpid()
+        control.request(0, WorkerCommand.RESTART)
+        control.request(0, 5)  # a command number the runtime defines itself
+        assert control.pending(0) == [WorkerCommand.RESTART, 5] and control.pending(1) == []
+        assert control.take(0) == [WorkerCommand.RESTART, 5] and control.take(0) == []
+        control.request(1, WorkerCommand.STOP)
+        control.clear_commands(1)
+        assert control.take(1) == []
+        with pytest.raises(ValueError):
+            control.request(0, 8)
+        with pytest.raises(IndexError):
+            control.preview_worker = 2
 
 
 def test_poll_max_packets_leaves_the_rest_ready() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,7 @@ class ControlBlock(ShmStruct):
         buf = self._init_created("ctrl", ControlSpec("", num_workers).size, owner)
         self.spec = ControlSpec(self.segment_name, num_workers)
         self._map(buf)
+        self._request_lock = threading.Lock()
         self._h[[_C_MAGIC, _C_LAYOUT, _C_WORKERS, _C_RUN_STATE, _C_PREVIEW, _C_COORD_PID]] = [
             CONTROL_MAGIC, LAYOUT_VERSION, num_workers, RunState.RUNNING, -1, os.getpid()
         ]  # fmt: skip
@@ -82,6 +84,7 @@ class ControlBlock(ShmStruct):
         buf = self._init_attached(spec.name)
         self.spec = spec
         self._map(buf)
+        self._request_lock = threading.Lock()
         try:
             check_header(self._h, CONTROL_MAGIC, f"control {spec.name}")
         except BaseException:
@@ -126,10 +129,15 @@ class ControlBlock(ShmStruct):
         self._h[_C_PREVIEW] = worker_id
 
     def request(self, worker_id: int, command: WorkerCommand | int) -> None:
-        """Ask worker `worker_id` to do `command` (coordinator side)."""
+        """Ask worker `worker_id` to do `command`.
+
+        Request counters have one writing *process* (the coordinator's, where the UI thread may also call
+        this); the lock makes the read-modify-write safe between its threads.
+        """
         if not 0 <= int(command) < MAX_COMMANDS:
             raise ValueError(f"command must be in 0..{MAX_COMMANDS - 1}")
-        self._requested[worker_id, int(command)] += 1
+        with self._request_lock:
+            self._requested[worker_id, int(command)] += 1
 
     def pending(self, worker_id: int) -> list[WorkerCommand | int]:
         """Commands requested but not yet taken by the worker."""

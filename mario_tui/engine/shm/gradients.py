@@ -380,6 +380,7 @@ class GradientWriter(ShmStruct):
     ) -> bool:
         """Publish without waiting: the claimed buffer, or a copy of `flat_grad`. False if no slot is free."""
         if flat_grad is not None:
+            self._check_size(flat_grad)
             buf = self.try_grad_buffer()
             if buf is None:
                 return False
@@ -399,6 +400,7 @@ class GradientWriter(ShmStruct):
     ) -> None:
         """Publish, waiting up to `timeout` s for a free slot if `flat_grad` needs one (TimeoutError)."""
         if flat_grad is not None:
+            self._check_size(flat_grad)
             buf = self.grad_buffer(timeout=timeout)
             np.copyto(buf, flat_grad.reshape(-1), casting="same_kind")
         elif self._claimed is None:
@@ -415,6 +417,10 @@ class GradientWriter(ShmStruct):
     ) -> None:
         """Copy `flat_grad` (numel float32 values) into a free slot and publish it."""
         self.publish(weights_version, metrics, flat_grad, timeout=timeout)
+
+    def _check_size(self, flat_grad: np.ndarray) -> None:
+        if flat_grad.size != self.spec.numel:  # np.copyto would silently broadcast a 1-element array
+            raise ValueError(f"gradient has {flat_grad.size} elements, the pool {self.spec.numel}")
 
     def abandon(self) -> None:
         """Give back a claimed slot without publishing (e.g. the gradient came out NaN)."""

@@ -90,7 +90,7 @@ class PreviewFrames(ShmStruct):
         hdr = self._hdr[worker_id]
         seq = int(hdr[_F_SEQ])
         hdr[_F_SEQ] = seq + 1
-        np.copyto(self._frames[worker_id], frame, casting="unsafe")
+        np.copyto(self._frames[worker_id], frame, casting="same_kind")
         version = int(hdr[_F_VERSION]) + 1
         hdr[_F_VERSION] = version
         hdr[_F_SEQ] = seq + 2

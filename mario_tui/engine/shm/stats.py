@@ -61,6 +61,7 @@ STATS_DTYPE = np.dtype(
         ("last_x_pos", np.int64),
         ("last_length", np.int64),
         ("last_flag", np.int64),
+        ("act_time_frac", np.float64),
     ]
 )
 STAT_FIELDS: tuple[str, ...] = tuple(n for n in STATS_DTYPE.names if n != "update_seq")
@@ -141,7 +142,7 @@ class WorkerStats(ShmStruct):
 
     def snapshot(self, *, attempts: int = 20) -> np.ndarray:
         """A consistent copy of all records (structured array of STATS_DTYPE)."""
-        backoff = Backoff(None, yields=4)
+        backoff = Backoff(None, yield_for=20e-6)
         out = self._records.copy()
         for _ in range(attempts):
             after = self._seq.copy()

@@ -100,6 +100,8 @@ class WeightsBroadcast(ShmStruct):
         """Copy `params` (numel float32 values) into the idle buffer and make it current; returns its version."""
         if not self._writer:
             raise RuntimeError("only the process that created the broadcast publishes")
+        if params.size != self.spec.numel:
+            raise ValueError(f"params have {params.size} elements, the broadcast {self.spec.numel}")
         current = int(self._g[_G_VERSION])
         version = current + 1 if version is None else int(version)
         if version <= current:

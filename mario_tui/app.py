@@ -1,0 +1,149 @@
+"""The `mario-tui` app: hosts the coordinator in this process, workers in their own processes.
+
+Screens: Launch (configure / resume) → Dashboard (live run) ⇄ Replay viewer. SIGTERM and SIGHUP (terminal
+closed) stop the run cleanly — final checkpoint, workers joined, shared memory unlinked — and restore the
+terminal, exactly like `q`.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from mario_tui.engine.checkpoint import CheckpointError
+from mario_tui.engine.config import ConfigError, RunConfig
+from mario_tui.screens.launch import LaunchScreen
+from mario_tui.screens.modals import ConfirmScreen, HelpScreen
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+class MarioApp(App):
+    """Configure, launch, watch and replay Super Mario Bros training runs."""
+
+    TITLE = "mario-tui"
+    CSS_PATH = str(ASSETS / "app.tcss")
+    BINDINGS = [Binding("ctrl+c", "quit_app", "Quit", show=False, priority=True)]
+
+    def __init__(self, config: RunConfig | None = None, resume_dir: str | Path | None = None,
+                 preview: str = "auto", autostart: bool = False) -> None:
+        super().__init__()
+        self.initial_config = config or RunConfig()
+        self.resume_dir = Path(resume_dir) if resume_dir else None
+        self.preview = preview
+        self.autostart = autostart or resume_dir is not None
+        self.run = None
+        self._stopping = False
+
+    # --- life cycle ------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(sig, self._on_signal)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        self.push_screen(LaunchScreen(self.initial_config))
+        if self.autostart:
+            self.start_run(self.initial_config, self.resume_dir)
+
+    def _on_signal(self) -> None:
+        self.shutdown()
+
+    def on_launch_screen_launch_requested(self, message: LaunchScreen.LaunchRequested) -> None:
+        self.start_run(message.config, message.resume_dir)
+
+    @property
+    def run_live(self) -> bool:
+        return self.run is not None and not self.run.stopped.is_set()
+
+    # --- starting and stopping runs (off the event loop) -----------------------------------------
+    @work(thread=True, exclusive=True, group="run-lifecycle")
+    def start_run(self, config: RunConfig, resume_dir: Path | None = None) -> None:
+        from mario_tui.engine.session import Run
+
+        self.call_from_thread(self.notify, "Resuming run…" if resume_dir else "Starting run…")
+        try:
+            run = Run(config, resume_dir)
+            run.start()
+        except (ConfigError, CheckpointError, OSError) as exc:
+            self.call_from_thread(self.notify, str(exc), title="Cannot start the run", severity="error",
+                                  timeout=10)
+            return
+        self.run = run
+        self.call_from_thread(self._show_dashboard)
+
+    def _show_dashboard(self) -> None:
+        from mario_tui.screens.dashboard import DashboardScreen
+
+        self.switch_screen(DashboardScreen(self.run, preview=self.preview))
+
+    @work(thread=True, exclusive=True, group="run-lifecycle")
+    def stop_run(self, then: str = "exit") -> None:
+        run = self.run
+        if run is not None:
+            self.call_from_thread(self.notify, "Stopping: final checkpoint, workers, shared memory…", timeout=30)
+            run.stop()
+        self.run = None
+        if then == "exit":
+            self.call_from_thread(self.exit, 0)
+        elif then == "launch":
+            self.call_from_thread(self.switch_screen, LaunchScreen(self.initial_config))
+
+    def shutdown(self) -> None:
+        """SIGTERM/SIGHUP: the same cleanup as quitting, without asking."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.stop_run("exit")
+
+    # --- actions shared by screens ---------------------------------------------------------------
+    def action_quit_app(self) -> None:
+        if self._stopping:
+            return
+        if not self.run_live:
+            self.exit(0)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._stopping = True
+                self.stop_run("exit")
+
+        self.push_screen(ConfirmScreen("A run is live. Quit? A checkpoint is written, the workers are stopped "
+                                       "and shared memory is freed.", yes="Quit"), answered)
+
+    def action_new_run(self) -> None:
+        if not self.run_live:
+            self.switch_screen(LaunchScreen(self.initial_config))
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.stop_run("launch")
+
+        self.push_screen(ConfirmScreen("Stop the current run (after a checkpoint) and configure a new one?",
+                                       yes="Stop and configure"), answered)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_replay(self) -> None:
+        from mario_tui.screens.replay import ReplayScreen
+
+        run_dir = self.run.paths.root if self.run is not None else None
+        self.push_screen(ReplayScreen(self.initial_config.run_dir, selected=run_dir))
+
+
+def run_app(config: RunConfig, resume_dir: str | None = None, preview: str = "auto") -> int:
+    app = MarioApp(config, resume_dir, preview=preview)
+    app.run()
+    if app.run is not None and not app.run.stopped.is_set():  # e.g. the app crashed: never leak workers
+        app.run.stop()
+    return app.return_code or 0

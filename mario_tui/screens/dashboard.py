@@ -1,0 +1,219 @@
+"""Dashboard: the live view of a run — workers, coordinator figures, plots, log and the game frame.
+
+Everything here only *reads* the run (cheap shared-memory snapshots and in-memory histories) on timers;
+actions that take time (checkpoint, stop) run in thread workers so a key press is always answered at once.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, RichLog, Static
+
+from mario_tui.logtail import LogTail
+from mario_tui.widgets.frame_view import FrameView
+from mario_tui.widgets.plots import MetricPlot
+
+if TYPE_CHECKING:
+    from mario_tui.engine.session import Run, WorkerRow
+
+WORKER_COLUMNS = ("id", "state", "level", "episodes", "steps", "steps/s", "last R", "best R", "best x", "eps",
+                  "grads", "beat", "restarts")
+STATE_STYLES = {"running": "green", "paused": "yellow", "stale": "bold yellow", "restarting": "cyan",
+                "starting": "cyan", "dead": "bold red", "failed": "bold red reverse", "stopped": "dim"}
+
+
+def fmt(value: float, spec: str = ".3g") -> str:
+    if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
+        return "-"
+    return format(value, spec)
+
+
+def worker_cells(row: WorkerRow) -> tuple:
+    state = Text(row.state, style=STATE_STYLES.get(row.state, ""))
+    beat = Text(f"{row.heartbeat_age:.1f}s", style="bold red" if row.heartbeat_age > 5 else "")
+    return (str(row.worker_id), state, row.level, f"{row.episodes:,}", f"{row.steps:,}", f"{row.steps_per_s:.0f}",
+            f"{row.last_reward:.0f}", f"{row.best_reward:.0f}", str(row.best_x_pos), f"{row.epsilon:.3f}",
+            f"{row.grads_sent:,}", beat, str(row.restarts))
+
+
+class CoordinatorPanel(Static):
+    """The coordinator's figures in a few lines."""
+
+    DEFAULT_CSS = "CoordinatorPanel { height: auto; padding: 0 1; border: round $primary; }"
+
+    def show(self, stats: dict[str, float], paused: bool, fractions: dict[str, float], model: str) -> None:
+        head = Text()
+        if paused:
+            head.append(" PAUSED ", style="bold black on yellow")
+            head.append("  workers hold, no updates are applied — press p to resume\n")
+        updates = int(stats.get("updates", 0))
+        lines = [
+            f"updates {updates:,}   {fmt(stats.get('updates_per_s', 0.0), '.2f')}/s   "
+            f"env {fmt(stats.get('frames_per_s', 0.0), '.0f')} frames/s   "
+            f"episodes {int(stats.get('episodes', 0)):,}   best x {int(stats.get('best_x_pos', 0))}",
+        ]
+        if model == "ddqn":
+            lines.append(f"loss {fmt(stats.get('q_loss', math.nan))}   q_mean {fmt(stats.get('q_mean', math.nan))}   "
+                         f"q_max {fmt(stats.get('q_max', math.nan))}   |td| {fmt(stats.get('td_error_mean', math.nan))}"
+                         f"   LR {fmt(stats.get('lr', math.nan), '.2e')}   grad norm "
+                         f"{fmt(stats.get('grad_norm', math.nan))}")
+        lines.append(
+            f"gradients applied {int(stats.get('grads_applied', 0)):,}   dropped: stale "
+            f"{int(stats.get('dropped_stale', 0))}, non-finite {int(stats.get('dropped_nonfinite', 0))}   "
+            f"policy lag mean {fmt(stats.get('policy_lag_mean', math.nan), '.2f')} max "
+            f"{int(stats.get('policy_lag_max', 0))}")
+        if fractions:
+            lines.append("worker time: " + "  ".join(f"{k} {v:.0%}" for k, v in fractions.items()))
+        head.append("\n".join(lines))
+        self.update(head)
+
+
+class DashboardScreen(Screen):
+    """Live view of one run."""
+
+    BINDINGS = [
+        Binding("p", "toggle_pause", "Pause/resume"),
+        Binding("r", "restart_selected", "Restart worker"),
+        Binding("R", "restart_stale", "Restart stale", key_display="R"),
+        Binding("s", "checkpoint", "Checkpoint"),
+        Binding("v", "app.replay", "Replay viewer"),
+        Binding("n", "app.new_run", "New run"),
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+        Binding("q", "app.quit_app", "Quit"),
+    ]
+
+    DEFAULT_CSS = """
+    DashboardScreen #dash-left { width: 2fr; }
+    DashboardScreen #dash-right { width: 1fr; min-width: 40; }
+    DashboardScreen #workers { height: auto; max-height: 14; }
+    DashboardScreen #plots { grid-size: 2 2; height: 1fr; min-height: 16; }
+    DashboardScreen #frame { height: 1fr; min-height: 12; border: round $primary; }
+    DashboardScreen #log { height: 1fr; border: round $primary; }
+    """
+
+    def __init__(self, run: Run, preview: str = "auto") -> None:
+        super().__init__()
+        self.run = run
+        self.preview_mode = preview
+        self.selected_worker = 0
+        self._frame_version = 0
+        self._log = LogTail(run.paths.log)
+        self._episodes_drawn = -1
+        self._metrics_drawn = -1
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(id="dash-left"):
+                yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
+                yield CoordinatorPanel(id="coordinator")
+                with Grid(id="plots"):
+                    yield MetricPlot(title="episode reward", id="plot-reward")
+                    yield MetricPlot(title="x position per episode", id="plot-x")
+                    yield MetricPlot(title="loss", id="plot-loss")
+                    yield MetricPlot(title="q_mean", id="plot-q")
+            with Vertical(id="dash-right"):
+                yield FrameView(mode=self.preview_mode, id="frame")
+                yield RichLog(id="log", max_lines=2000, wrap=False, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"mario-tui — {self.run.name}"
+        table = self.query_one("#workers", DataTable)
+        for column in WORKER_COLUMNS:
+            table.add_column(column, key=column)
+        for i in range(self.run.config.workers):
+            table.add_row(*(["-"] * len(WORKER_COLUMNS)), key=str(i))
+        self.query_one("#frame", FrameView).border_title = "worker 0"
+        self.query_one("#log", RichLog).border_title = "training.log"
+        self.run.set_preview_worker(0)
+        self.set_interval(0.25, self.refresh_figures)
+        self.set_interval(1.0, self.refresh_plots)
+        self.set_interval(0.1, self.refresh_frame)
+        self.set_interval(0.5, self.refresh_log)
+        self.refresh_figures()
+        self.refresh_log()
+
+    # --- timers ----------------------------------------------------------------------------------
+    def refresh_figures(self) -> None:
+        run = self.run
+        table = self.query_one("#workers", DataTable)
+        for row in run.worker_rows():
+            for column, value in zip(WORKER_COLUMNS, worker_cells(row), strict=True):
+                table.update_cell(str(row.worker_id), column, value)
+        self.query_one(CoordinatorPanel).show(run.coordinator_stats(), run.paused, run.worker_time_fractions(),
+                                              run.config.model)
+        self.sub_title = "PAUSED" if run.paused else ("stopping…" if run.stopped.is_set() else "training")
+
+    def refresh_plots(self) -> None:
+        episodes = self.run.episodes
+        if len(episodes) != self._episodes_drawn:
+            self._episodes_drawn = len(episodes)
+            items = list(episodes)
+            xs = np.array([e.index for e in items], dtype=float)
+            self.query_one("#plot-reward", MetricPlot).set_series("reward", xs, np.array([e.reward for e in items]))
+            self.query_one("#plot-x", MetricPlot).set_series("x_pos", xs, np.array([e.x_pos for e in items]))
+        history = self.run.metric_history
+        if len(history) and history[-1]["updates"] != self._metrics_drawn:
+            self._metrics_drawn = history[-1]["updates"]
+            items = list(history)
+            xs = np.array([m["updates"] for m in items], dtype=float)
+            for plot_id, key in (("#plot-loss", "q_loss"), ("#plot-q", "q_mean")):
+                ys = np.array([m.get(key, math.nan) for m in items], dtype=float)
+                self.query_one(plot_id, MetricPlot).set_series(key, xs, ys)
+
+    def refresh_frame(self) -> None:
+        frame_view = self.query_one("#frame", FrameView)
+        if frame_view.mode == "off":
+            return
+        result = self.run.read_preview(self.selected_worker, self._frame_version)
+        if result is not None:
+            self._frame_version, frame = result
+            frame_view.update_frame(frame)
+
+    def refresh_log(self) -> None:
+        lines = self._log.read_new()
+        if lines:
+            log = self.query_one("#log", RichLog)
+            for line in lines:
+                log.write(line)
+
+    # --- selection and actions -------------------------------------------------------------------
+    @on(DataTable.RowHighlighted, "#workers")
+    def _worker_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.selected_worker = int(event.row_key.value or 0)
+        self._frame_version = 0
+        self.run.set_preview_worker(self.selected_worker)
+        self.query_one("#frame", FrameView).border_title = f"worker {self.selected_worker}"
+
+    def action_toggle_pause(self) -> None:
+        paused = self.run.toggle_pause()
+        self.notify("Run paused: workers hold, nothing is applied." if paused else "Run resumed.")
+        self.refresh_figures()
+
+    def action_restart_selected(self) -> None:
+        self.run.restart_worker(self.selected_worker)
+        self.notify(f"Restarting worker {self.selected_worker}…")
+
+    def action_restart_stale(self) -> None:
+        ids = self.run.restart_stale_workers()
+        self.notify(f"Restarting workers {', '.join(map(str, ids))}…" if ids else "No stale workers.")
+
+    def action_checkpoint(self) -> None:
+        self.notify("Writing checkpoint…")
+        self._write_checkpoint()
+
+    @work(thread=True, exclusive=True, group="checkpoint")
+    def _write_checkpoint(self) -> None:
+        ok = self.run.save_checkpoint(timeout=120)
+        message = f"Checkpoint written: {self.run.paths.checkpoint}" if ok else "Checkpoint timed out."
+        self.app.call_from_thread(self.notify, message, severity="information" if ok else "error")

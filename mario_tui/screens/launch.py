@@ -1,0 +1,227 @@
+"""Launch screen: every run option as a form generated from `RunConfig`, plus previous runs to resume.
+
+Labels, help and validation come from `RunConfig` itself (field docstrings, `problems()`), so the form,
+the CLI flags and config.json can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Collapsible, DataTable, Footer, Header, Input, Label, Select, Static, Switch
+
+from mario_tui.engine.config import (
+    ConfigError,
+    RunConfig,
+    coerce,
+    field_choices,
+    field_help,
+    field_label,
+    field_type,
+)
+from mario_tui.engine.registry import REGISTRY
+from mario_tui.engine.runs import list_runs
+
+BASIC_FIELDS = ("model", "workers", "level", "actions", "lr", "lr_min", "gamma", "n_step", "batch_size",
+                "buffer_size", "collect_steps", "accumulate_grads", "per", "seed", "device", "name")
+
+
+class OptionRow(Vertical):
+    """Label + input + help/error line for one RunConfig field."""
+
+    DEFAULT_CSS = """
+    OptionRow { height: auto; margin: 0 0 1 0; }
+    OptionRow > Horizontal { height: auto; }
+    OptionRow .option-label { width: 22; padding: 1 1 0 0; text-style: bold; }
+    OptionRow Input, OptionRow Select { width: 1fr; }
+    OptionRow Switch { width: auto; }
+    OptionRow .option-help { color: $text-muted; padding-left: 22; }
+    OptionRow .option-error { color: $error; padding-left: 22; display: none; }
+    OptionRow.-invalid .option-error { display: block; }
+    OptionRow.-invalid Input { border: tall $error; }
+    """
+
+    def __init__(self, name: str, value: Any) -> None:
+        super().__init__(id=f"row-{name}")
+        self.field_name = name
+        self.value = value
+
+    def compose(self) -> ComposeResult:
+        name, value = self.field_name, self.value
+        kind = field_type(name)
+        choices = field_choices(name)
+        with Horizontal():
+            yield Label(field_label(name), classes="option-label")
+            if kind is bool:
+                yield Switch(value=bool(value), id=f"opt-{name}")
+            elif choices:
+                options = [(c, c) for c in choices]
+                if name == "model":
+                    options = [(f"{c} — {REGISTRY[c].description}" + ("" if REGISTRY[c].build else
+                                " (not available yet)"), c) for c in choices]
+                yield Select(options, value=value, allow_blank=False, id=f"opt-{name}")
+            else:
+                placeholder = "timestamp + model" if name == "name" else ""
+                yield Input(value="" if value == "" else str(value), placeholder=placeholder, id=f"opt-{name}")
+        yield Static(field_help(name), classes="option-help", markup=False)
+        yield Static("", classes="option-error", id=f"err-{name}", markup=False)
+
+    def raw_value(self) -> Any:
+        widget = self.query_one(f"#opt-{self.field_name}")
+        if isinstance(widget, Switch | Select):
+            return widget.value
+        return widget.value  # type: ignore[attr-defined]
+
+    def show_error(self, message: str | None) -> None:
+        self.set_class(bool(message), "-invalid")
+        self.query_one(f"#err-{self.field_name}", Static).update(message or "")
+
+
+def form_config(values: dict[str, Any]) -> tuple[RunConfig | None, dict[str, str]]:
+    """Coerce raw form values; returns (config or None, problems by field)."""
+    problems: dict[str, str] = {}
+    typed: dict[str, Any] = {}
+    for name, raw in values.items():
+        try:
+            typed[name] = coerce(name, raw)
+        except ConfigError as exc:
+            problems[name] = str(exc)
+    if problems:
+        return None, problems
+    config = RunConfig(**typed)
+    problems = config.problems()
+    entry = REGISTRY.get(config.model)
+    if entry is not None and entry.build is None:
+        problems["model"] = f"--model: {config.model!r} is not available yet"
+    return (None if problems else config), problems
+
+
+class LaunchScreen(Screen):
+    """First screen: configure a new run or resume one."""
+
+    BINDINGS = [
+        Binding("ctrl+l", "launch", "Launch", show=True),
+        Binding("ctrl+r", "resume_selected", "Resume selected run", show=True),
+        Binding("q", "app.quit_app", "Quit", show=True),
+        Binding("question_mark", "app.help", "Help", show=True, key_display="?"),
+    ]
+
+    class LaunchRequested(Message):
+        """The user asked to start a run (a new one, or a resume when `resume_dir` is set)."""
+
+        def __init__(self, config: RunConfig, resume_dir: Path | None = None) -> None:
+            super().__init__()
+            self.config = config
+            self.resume_dir = resume_dir
+
+    def __init__(self, config: RunConfig | None = None) -> None:
+        super().__init__()
+        self.initial = config or RunConfig()
+        self.config: RunConfig | None = self.initial
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Horizontal(id="launch-body"):
+            with VerticalScroll(id="launch-form"):
+                yield Static("New run", classes="section-title")
+                for name in BASIC_FIELDS:
+                    yield OptionRow(name, getattr(self.initial, name))
+                with Collapsible(title="Advanced options", collapsed=True):
+                    for f in fields(RunConfig):
+                        if f.name not in BASIC_FIELDS:
+                            yield OptionRow(f.name, getattr(self.initial, f.name))
+            with Vertical(id="launch-side"):
+                yield Static("Previous runs", classes="section-title")
+                yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="runs-empty", markup=False)
+                with Horizontal(id="launch-buttons"):
+                    yield Button("Launch", id="launch", variant="success")
+                    yield Button("Resume selected", id="resume", variant="primary")
+                yield Static("", id="launch-reason", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        table.add_columns("run", "model", "updates", "last modified", "best x")
+        self.refresh_runs()
+        self.validate_form()
+
+    def refresh_runs(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        table.clear()
+        runs = [r for r in list_runs(self.current_run_dir()) if r.resumable]
+        for run in runs:
+            table.add_row(run.name, run.model, f"{run.updates:,}", f"{run.modified:%Y-%m-%d %H:%M}",
+                          str(run.best_x_pos), key=str(run.path))
+        empty = self.query_one("#runs-empty", Static)
+        empty.update("" if runs else f"No resumable runs in {self.current_run_dir()}/ yet.")
+        self.query_one("#resume", Button).disabled = not runs
+
+    def current_run_dir(self) -> str:
+        try:
+            value = self.query_one("#opt-run_dir", Input).value.strip()
+        except Exception:  # noqa: BLE001 - before compose
+            value = ""
+        return value or self.initial.run_dir
+
+    def form_values(self) -> dict[str, Any]:
+        return {row.field_name: row.raw_value() for row in self.query(OptionRow)}
+
+    def validate_form(self) -> None:
+        config, problems = form_config(self.form_values())
+        self.config = config
+        for row in self.query(OptionRow):
+            row.show_error(problems.get(row.field_name))
+        launch = self.query_one("#launch", Button)
+        launch.disabled = config is None
+        reason = self.query_one("#launch-reason", Static)
+        if problems:
+            first = next(iter(problems.values()))
+            reason.update(f"Launch is disabled: {first}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1
+                                                            else ""))
+        else:
+            reason.update("Ready: Ctrl+L or the Launch button starts the run.")
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Switch.Changed)
+    def _changed(self, event: Message) -> None:
+        self.validate_form()
+        if getattr(event, "input", None) is not None and event.input.id == "opt-run_dir":  # type: ignore[attr-defined]
+            self.refresh_runs()
+
+    @on(Button.Pressed, "#launch")
+    def action_launch(self) -> None:
+        self.validate_form()
+        if self.config is not None:
+            self.post_message(self.LaunchRequested(self.config))
+
+    @on(Button.Pressed, "#resume")
+    def action_resume_selected(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        if table.row_count == 0:
+            self.notify("No run to resume.", severity="warning")
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        self.resume_run(Path(str(key)))
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.resume_run(Path(str(event.row_key.value)))
+
+    def resume_run(self, folder: Path) -> None:
+        try:
+            config = RunConfig.load(folder / "config.json")
+        except ConfigError as exc:
+            self.notify(str(exc), severity="error", title="Cannot resume")
+            return
+        config = config.replace(name=folder.name, run_dir=str(folder.parent), steps=0)
+        self.post_message(self.LaunchRequested(config, folder))

@@ -1,0 +1,238 @@
+"""Replay viewer: a checkpoint plays one episode greedily in a background process; then the viewer plays the
+recorded frames with play/pause, stepping, speed, per-frame action, Q-value bars, reward and x_pos, and
+exports the episode as an animated GIF into the run folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, Select, Static
+
+from mario_tui.engine.checkpoint import CheckpointError
+from mario_tui.engine.runs import list_runs
+from mario_tui.widgets.frame_view import FrameView
+from mario_tui.widgets.q_bars import QValueBars
+
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+BASE_FPS = 15.0  # agent steps per second at speed 1 (one step = 4 NES frames: NES speed is 15 steps/s)
+
+
+class ReplayScreen(Screen):
+    BINDINGS = [
+        Binding("space", "toggle_play", "Play/pause"),
+        Binding("left", "step(-1)", "Back"),
+        Binding("right", "step(1)", "Forward"),
+        Binding("plus,equals_sign", "speed(1)", "Faster", key_display="+"),
+        Binding("minus", "speed(-1)", "Slower", key_display="-"),
+        Binding("g", "export_gif", "Export GIF"),
+        Binding("enter", "play_episode", "Play episode", show=False),
+        Binding("escape", "back", "Back"),
+    ]
+
+    DEFAULT_CSS = """
+    ReplayScreen #replay-controls { height: auto; padding: 0 1; }
+    ReplayScreen #replay-controls Select { width: 1fr; }
+    ReplayScreen #replay-controls Input { width: 12; }
+    ReplayScreen #replay-controls Label { padding: 1 1 0 1; }
+    ReplayScreen #replay-body { height: 1fr; }
+    ReplayScreen #replay-frame { width: 2fr; border: round $primary; }
+    ReplayScreen #replay-side { width: 1fr; min-width: 36; }
+    ReplayScreen #replay-info, ReplayScreen #replay-summary { height: auto; padding: 0 1; border: round $primary; }
+    ReplayScreen #replay-q { height: auto; border: round $primary; }
+    ReplayScreen #replay-progress { height: auto; padding: 0 1; }
+    """
+
+    def __init__(self, run_dir: str, selected: Path | None = None) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.selected = selected
+        self.recording = None
+        self.position = 0
+        self.playing = False
+        self.speed_index = SPEEDS.index(1.0)
+        self._job = None
+        self._timer = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        runs = [r for r in list_runs(self.run_dir) if (r.path / "weights.pt").exists()
+                or (r.path / "checkpoint.pt").exists()]
+        options = [(f"{r.name} ({r.model}, {r.updates:,} updates)", str(r.path)) for r in runs]
+        value = str(self.selected) if self.selected and str(self.selected) in dict(
+            (v, k) for k, v in options) else (options[0][1] if options else Select.BLANK)
+        with Horizontal(id="replay-controls"):
+            yield Select(options, value=value, prompt="run", id="replay-run", allow_blank=not options)
+            yield Select([("weights.pt", "weights.pt"), ("checkpoint.pt", "checkpoint.pt")], value="weights.pt",
+                         allow_blank=False, id="replay-file")
+            yield Label("level")
+            yield Input(placeholder="run's", id="replay-level")
+            yield Label("ε")
+            yield Input(value="0.02", id="replay-epsilon")
+            yield Button("Play episode", id="replay-play", variant="success", disabled=not options)
+        yield Static("" if options else f"No checkpoints in {self.run_dir}/ yet: train a run first.",
+                     id="replay-progress", markup=False)
+        with Horizontal(id="replay-body"):
+            yield FrameView(id="replay-frame")
+            with Vertical(id="replay-side"):
+                yield Static("", id="replay-info", markup=False)
+                yield QValueBars(id="replay-q")
+                yield Static("", id="replay-summary", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#replay-frame", FrameView).border_title = "episode"
+        self.query_one("#replay-info", Static).border_title = "frame"
+        self.query_one("#replay-q", QValueBars).border_title = "Q-values"
+        self.query_one("#replay-summary", Static).border_title = "episode summary"
+
+    # --- playing an episode in the background ------------------------------------------------
+    def checkpoint_path(self) -> Path | None:
+        run = self.query_one("#replay-run", Select).value
+        if run is Select.BLANK or run is None:
+            return None
+        return Path(str(run)) / str(self.query_one("#replay-file", Select).value)
+
+    @on(Button.Pressed, "#replay-play")
+    def action_play_episode(self) -> None:
+        path = self.checkpoint_path()
+        if path is None:
+            self.notify("Pick a run first.", severity="warning")
+            return
+        level = self.query_one("#replay-level", Input).value.strip() or None
+        try:
+            epsilon = float(self.query_one("#replay-epsilon", Input).value or 0)
+            if not 0 <= epsilon <= 1:
+                raise ValueError
+        except ValueError:
+            self.notify("ε must be a number between 0 and 1.", severity="error")
+            return
+        if level is not None:
+            from mario_tui.engine.config import ConfigError, parse_level_spec
+
+            try:
+                parse_level_spec(level)
+            except ConfigError as exc:
+                self.notify(str(exc), severity="error")
+                return
+        self.query_one("#replay-play", Button).disabled = True
+        self.query_one("#replay-progress", Static).update(f"playing {path} …")
+        self._play(path, level, epsilon)
+
+    @work(thread=True, exclusive=True, group="playback")
+    def _play(self, path: Path, level: str | None, epsilon: float) -> None:
+        import time
+
+        from mario_tui.engine.playback import PlaybackError, PlaybackJob
+
+        try:
+            job = PlaybackJob(path, level=level, epsilon=epsilon)
+            self._job = job
+            job.start()
+            while not job.done():
+                steps = job.progress()
+                self.app.call_from_thread(self.query_one("#replay-progress", Static).update,
+                                          f"the agent is playing {path.parent.name}/{path.name}: {steps} steps…")
+                time.sleep(0.2)
+            recording = job.result(timeout=30)
+        except (CheckpointError, PlaybackError, OSError, TimeoutError) as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        self.app.call_from_thread(self._loaded, recording)
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#replay-play", Button).disabled = False
+        self.query_one("#replay-progress", Static).update(f"failed: {message}")
+        self.notify(message, title="Replay failed", severity="error", timeout=10)
+
+    def _loaded(self, recording) -> None:
+        self.recording = recording
+        self.position = 0
+        self.query_one("#replay-play", Button).disabled = False
+        self.query_one("#replay-progress", Static).update(
+            f"{len(recording.frames)} frames — space plays, ←/→ step, +/- speed, g exports a GIF")
+        self.query_one("#replay-summary", Static).update(recording.summary())
+        self.show_frame()
+        self.playing = True
+        self._restart_timer()
+
+    def on_unmount(self) -> None:
+        if self._job is not None and not self._job.done():
+            self._job.cancel()
+
+    # --- playback controls -------------------------------------------------------------------
+    def _restart_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_interval(1.0 / (BASE_FPS * SPEEDS[self.speed_index]), self._tick)
+
+    def _tick(self) -> None:
+        if not self.playing or self.recording is None:
+            return
+        if self.position >= len(self.recording.frames) - 1:
+            self.playing = False
+            return
+        self.position += 1
+        self.show_frame()
+
+    def show_frame(self) -> None:
+        rec = self.recording
+        if rec is None:
+            return
+        frame = rec.frames[self.position]
+        self.query_one("#replay-frame", FrameView).update_frame(frame.rgb)
+        running_return = sum(f.reward for f in rec.frames[: self.position + 1])
+        state = "playing" if self.playing else "paused"
+        self.query_one("#replay-info", Static).update(
+            f"frame {self.position + 1}/{len(rec.frames)}  ({state}, {SPEEDS[self.speed_index]}×)\n"
+            f"action: {frame.action_name or '-'}\nreward: {frame.reward:+.0f}   return: {running_return:.0f}\n"
+            f"x_pos: {frame.x_pos}   world {frame.world}-{frame.stage}")
+        self.query_one("#replay-q", QValueBars).update_values(rec.action_names, frame.q_values,
+                                                               frame.action if frame.action >= 0 else None)
+
+    def action_toggle_play(self) -> None:
+        if self.recording is None:
+            return
+        if not self.playing and self.position >= len(self.recording.frames) - 1:
+            self.position = 0
+        self.playing = not self.playing
+        self.show_frame()
+
+    def action_step(self, delta: int) -> None:
+        if self.recording is None:
+            return
+        self.playing = False
+        self.position = max(0, min(len(self.recording.frames) - 1, self.position + delta))
+        self.show_frame()
+
+    def action_speed(self, delta: int) -> None:
+        self.speed_index = max(0, min(len(SPEEDS) - 1, self.speed_index + delta))
+        self._restart_timer()
+        self.show_frame()
+
+    def action_export_gif(self) -> None:
+        if self.recording is None:
+            self.notify("Play an episode first.", severity="warning")
+            return
+        self.notify("Writing GIF…")
+        self._export(self.recording, self.checkpoint_path())
+
+    @work(thread=True, exclusive=True, group="gif")
+    def _export(self, recording, checkpoint: Path | None) -> None:
+        from mario_tui.engine.playback import default_gif_path, export_gif
+
+        folder = checkpoint.parent if checkpoint is not None else Path(self.run_dir)
+        try:
+            path = export_gif(recording, default_gif_path(folder, recording))
+        except OSError as exc:
+            self.app.call_from_thread(self.notify, f"GIF export failed: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"GIF written: {path}", timeout=8)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
