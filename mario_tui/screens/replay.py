@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from mario_tui.engine.checkpoint import CheckpointError
 from mario_tui.engine.runs import list_runs
