@@ -163,9 +163,11 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=0, help="CPU-hog processes running during the measurements")
     args = parser.parse_args()
     nbytes = args.numel * 4
-    print(f"packet: {args.numel:,} float32 = {nbytes / 1e6:.2f} MB; {args.iters} packets each after "
-          f"{args.warmup} warm-up; {os.cpu_count()} CPUs; Python {platform.python_version()}, numpy {np.__version__}; "
-          f"{args.busy} CPU hogs; load average before: {os.getloadavg()[0]:.2f}")
+    print(
+        f"packet: {args.numel:,} float32 = {nbytes / 1e6:.2f} MB; {args.iters} packets each after "
+        f"{args.warmup} warm-up; {os.cpu_count()} CPUs; Python {platform.python_version()}, numpy {np.__version__}; "
+        f"{args.busy} CPU hogs; load average before: {os.getloadavg()[0]:.2f}"
+    )
 
     hogs = [CTX.Process(target=busy_loop, daemon=True) for _ in range(args.busy)]
     for hog in hogs:

@@ -70,6 +70,7 @@ class Collector:
         self._seed = None  # seed only the first reset; later resets continue the env's own RNG
         self._obs = obs
         self.buffer.start_episode(obs)
+        self.model.reset_state(1)
         self._episode_reward, self._episode_length, self._episode_x = 0.0, 0, int(info.get("x_pos", 0))
 
     def collect(self, steps: int, on_step: Callable[[], None] | None = None) -> list[EpisodeResult]:

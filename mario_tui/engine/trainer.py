@@ -62,7 +62,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         metrics: dict[str, float] = {}
         for _ in range(cfg.accumulate_grads):
-            batch = self.buffer.sample(cfg.batch_size)
+            batch = self.learner.sample_batch(self.buffer, cfg.batch_size)
             loss, info = self.learner.compute_loss(batch)
             (loss / cfg.accumulate_grads).backward()
             if info.priorities is not None and cfg.per:

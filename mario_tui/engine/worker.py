@@ -198,7 +198,7 @@ class WorkerLoop:
         self.flat.zero_grads()
         metrics: dict[str, float] = {}
         for _ in range(cfg.accumulate_grads):
-            batch = self.buffer.sample(cfg.batch_size)
+            batch = self.learner.sample_batch(self.buffer, cfg.batch_size)
             loss, info = self.learner.compute_loss(batch)
             (loss / cfg.accumulate_grads).backward()
             if cfg.per and info.priorities is not None:

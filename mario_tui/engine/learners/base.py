@@ -25,6 +25,10 @@ class LossInfo:
 class Learner(Protocol):
     model: Model
 
+    def sample_batch(self, buffer: Any, batch_size: int) -> Any:
+        """Draw what `compute_loss` needs from a replay buffer (transitions for DQN, sequences for Dreamer)."""
+        ...
+
     def compute_loss(self, batch: Any) -> tuple[torch.Tensor, LossInfo]:
         """Loss to backpropagate for `batch` (a replay sample), with metrics and per-sample priorities."""
         ...

@@ -32,6 +32,9 @@ class DDQNLearner:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def sample_batch(self, buffer: Any, batch_size: int) -> Any:
+        return buffer.sample(batch_size)
+
     def td_target(self, returns: torch.Tensor, discounts: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             next_actions = self.model(next_obs, "online").argmax(dim=1, keepdim=True)

@@ -20,13 +20,21 @@ class Model(Protocol):
     """
 
     num_actions: int
+    last_values: np.ndarray | None
+    """Per-action values (B, num_actions) behind the last `select_action` call (Q-values or policy logits);
+    the replay viewer shows them. None when every action of that call was random."""
+
+    def reset_state(self, batch_size: int = 1) -> None:
+        """Start of an episode: recurrent models clear the state they carry between steps (no-op for DQN)."""
+        ...
 
     def forward(self, x: torch.Tensor, network: Network = "online") -> torch.Tensor:
         """Per-action values (B, num_actions): Q-values for DQN, action logits for actor-critic models."""
         ...
 
     def select_action(self, x: torch.Tensor, epsilon: float) -> np.ndarray:
-        """Epsilon-greedy (or sampled) actions, one per row of `x`, as an int64 array."""
+        """Epsilon-greedy (or sampled) actions, one per row of `x`, as an int64 array. Recurrent models advance
+        their carried state here (the returned actions are the ones the env will execute)."""
         ...
 
     def sync_target(self) -> None:

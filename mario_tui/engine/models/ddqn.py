@@ -73,6 +73,10 @@ class DuelingDDQN(nn.Module):
         self.target.requires_grad_(False)
         self.sync_target()
         self._rng = np.random.default_rng(seed)
+        self.last_values: np.ndarray | None = None
+
+    def reset_state(self, batch_size: int = 1) -> None:
+        """DQN carries no state between steps."""
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]:  # type: ignore[override]
         return self.online.parameters(recurse)
@@ -87,9 +91,11 @@ class DuelingDDQN(nn.Module):
         batch = x.shape[0]
         explore = self._rng.random(batch) < epsilon
         actions = self._rng.integers(0, self.num_actions, size=batch)
+        self.last_values = None
         if not explore.all():
-            greedy = self.online(x).argmax(dim=1).cpu().numpy()
-            actions = np.where(explore, actions, greedy)
+            q = self.online(x)
+            self.last_values = q.cpu().numpy()
+            actions = np.where(explore, actions, self.last_values.argmax(axis=1))
         return actions.astype(np.int64)
 
     def sync_target(self) -> None:
