@@ -218,3 +218,17 @@ def test_batch_sigterm_writes_final_checkpoint_and_exits_zero(tmp_path):
     assert load_checkpoint(folder / "checkpoint.pt")["counters"]["updates"] >= 5
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"mtui_{proc.pid}_")]
     assert "done:" in out
+
+
+def test_save_replay_restores_each_workers_buffer_on_resume(tmp_path, runs):
+    config = tiny_config(tmp_path, steps=10, save_replay=True)
+    run = start(runs, config)
+    wait_for(run.done.is_set, 120, "10 updates")
+    run.stop()
+    for i in range(2):
+        assert run.paths.replay(i).exists()
+    resumed = start(runs, config.replace(steps=12), resume_dir=run.paths.root)
+    wait_for(lambda: run.paths.log.read_text().count("restored") >= 2, 60, "both buffers restored")
+    log = run.paths.log.read_text()
+    assert "[w0] restored" in log and "[w1] restored" in log
+    wait_for(resumed.done.is_set, 120, "updates after resume")
