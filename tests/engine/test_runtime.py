@@ -232,3 +232,32 @@ def test_save_replay_restores_each_workers_buffer_on_resume(tmp_path, runs):
     log = run.paths.log.read_text()
     assert "[w0] restored" in log and "[w1] restored" in log
     wait_for(resumed.done.is_set, 120, "updates after resume")
+
+
+def test_workers_exit_when_the_coordinator_dies_and_its_segments_are_reclaimed(tmp_path):
+    proc = subprocess.Popen(batch_cmd(tmp_path, "--name", "orphan"), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    log = tmp_path / "checkpoints" / "orphan" / "training.log"
+    try:
+        text = wait_for(lambda: log.exists() and log.read_text().count("started (pid") >= 2 and log.read_text(),
+                        120, "both workers started", interval=0.2)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    import re
+
+    pids = [int(p) for p in re.findall(r"started \(pid (\d+)", text)]
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    wait_for(lambda: not any(alive(p) for p in pids), 30, "orphaned workers to exit")
+    left = [n for n in os.listdir("/dev/shm") if n.startswith(f"mtui_{proc.pid}_")]
+    assert left, "a SIGKILLed coordinator cannot clean up: its segments stay until the next start"
+    removed = shm.cleanup_stale_segments()
+    assert set(left) <= set(removed)
+    assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"mtui_{proc.pid}_")]
