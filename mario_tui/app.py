@@ -142,6 +142,12 @@ class MarioApp(App):
 
 
 def run_app(config: RunConfig, resume_dir: str | None = None, preview: str = "auto") -> int:
+    from mario_tui.engine.session import process_context, start_process_helpers
+    from mario_tui.widgets.frame_view import probe_graphics
+
+    if preview in ("auto", "sixel", "kitty"):
+        probe_graphics()  # asks the terminal what it can draw: only possible before Textual owns stdin
+    start_process_helpers(process_context())  # the forkserver preloads torch while the user fills the form
     app = MarioApp(config, resume_dir, preview=preview)
     app.run()
     if app.run is not None and not app.run.stopped.is_set():  # e.g. the app crashed: never leak workers

@@ -115,6 +115,34 @@ class RunConfig:
     hidden_size: int = 256
     """Units of the fully connected layer of each dueling stream."""
 
+    # --- Dreamer (world model + imagined actor-critic; `batch_size` counts sequences) -------------
+    seq_len: int = 16
+    """Dreamer: consecutive replayed observations per training sequence (batch_size sequences per batch)."""
+    imag_horizon: int = 15
+    """Dreamer: steps the actor-critic imagines ahead with the learned dynamics."""
+    imag_starts: int = 64
+    """Dreamer: posterior states (of the batch_size x seq_len) imagination starts from; 0 = all of them."""
+    td_lambda: float = 0.95
+    """Dreamer: lambda of the TD(lambda) returns that train the critic and the actor."""
+    deter_size: int = 200
+    """Dreamer: units of the deterministic (GRU) state of the world model."""
+    stoch_size: int = 32
+    """Dreamer: categorical latent variables in the stochastic state."""
+    stoch_classes: int = 16
+    """Dreamer: classes of each categorical latent variable (one-hot, straight-through gradients)."""
+    kl_coef: float = 1.0
+    """Dreamer: weight of the KL(posterior || prior) term of the world-model loss."""
+    kl_balance: float = 0.8
+    """Dreamer: share of the KL gradient that trains the prior (the rest regularises the posterior)."""
+    free_nats: float = 1.0
+    """Dreamer: KL below this many nats (per step) is not penalised (free bits)."""
+    entropy_coef: float = 3e-4
+    """Dreamer: weight of the actor's entropy bonus."""
+    actor_coef: float = 1.0
+    """Dreamer: weight of the actor (REINFORCE) loss in the total loss."""
+    critic_coef: float = 1.0
+    """Dreamer: weight of the critic (lambda-return regression) loss in the total loss."""
+
     # --- run bookkeeping -----------------------------------------------------------------------
     steps: int = 0
     """Stop after this many coordinator updates (0 = run until stopped)."""
@@ -186,6 +214,23 @@ class RunConfig:
         need("frame_stack", 1 <= self.frame_stack <= 16, "must be between 1 and 16")
         need("conv_width", 1 <= self.conv_width <= 512, "must be between 1 and 512")
         need("hidden_size", 1 <= self.hidden_size <= 8192, "must be between 1 and 8192")
+        need("seq_len", 2 <= self.seq_len <= 1000, "must be between 2 and 1000")
+        need("imag_horizon", 1 <= self.imag_horizon <= 1000, "must be between 1 and 1000")
+        need("imag_starts", self.imag_starts >= 0, "must be 0 (all) or more")
+        need("td_lambda", 0 <= self.td_lambda <= 1, "must be in [0, 1]")
+        need("deter_size", 1 <= self.deter_size <= 8192, "must be between 1 and 8192")
+        need("stoch_size", 1 <= self.stoch_size <= 1024, "must be between 1 and 1024")
+        need("stoch_classes", 2 <= self.stoch_classes <= 1024, "must be between 2 and 1024")
+        need("kl_coef", self.kl_coef >= 0, "must be 0 or more")
+        need("kl_balance", 0 <= self.kl_balance <= 1, "must be in [0, 1]")
+        need("free_nats", self.free_nats >= 0, "must be 0 or more")
+        need("entropy_coef", self.entropy_coef >= 0, "must be 0 or more")
+        need("actor_coef", self.actor_coef >= 0, "must be 0 or more")
+        need("critic_coef", self.critic_coef >= 0, "must be 0 or more")
+        if self.model == "dreamer":
+            need("buffer_size", self.buffer_size > self.seq_len, f"must exceed --seq-len ({self.seq_len}) for dreamer")
+            need("learning_starts", max(self.learning_starts, self.batch_size) >= self.seq_len,
+                 f"must be at least --seq-len ({self.seq_len}) for dreamer")
         need("steps", self.steps >= 0, "must be 0 (until stopped) or more")
         need("checkpoint_every", self.checkpoint_every >= 1, "must be at least 1")
         need("csv_every", self.csv_every >= 1, "must be at least 1")

@@ -32,10 +32,27 @@ def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
     return model, DDQNLearner(model, reward_scale=config.reward_scale)
 
 
+def _build_dreamer(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
+    from mario_tui.engine.learners.dreamer import DreamerLearner
+    from mario_tui.engine.models.dreamer import DreamerModel
+
+    model = DreamerModel(num_actions, config.frame_size, config.conv_width, config.hidden_size, config.deter_size,
+                         config.stoch_size, config.stoch_classes, seed=config.seed)
+    learner = DreamerLearner(model, seq_len=config.seq_len, imag_horizon=config.imag_horizon,
+                             imag_starts=config.imag_starts, gamma=config.gamma, td_lambda=config.td_lambda,
+                             reward_scale=config.reward_scale, kl_coef=config.kl_coef, kl_balance=config.kl_balance,
+                             free_nats=config.free_nats, entropy_coef=config.entropy_coef,
+                             actor_coef=config.actor_coef, critic_coef=config.critic_coef)
+    return model, learner
+
+
 REGISTRY: dict[str, ModelEntry] = {
     "ddqn": ModelEntry("ddqn", "Dueling Double DQN with n-step prioritized replay", _build_ddqn,
                        ("q_loss", "q_mean", "q_max", "td_error_mean", "batch_size")),
-    "dreamer": ModelEntry("dreamer", "Dreamer-style world model with an imagined actor-critic", None),
+    "dreamer": ModelEntry("dreamer", "Dreamer-style world model with an imagined actor-critic", _build_dreamer,
+                          ("wm_loss", "wm_recon_mse", "wm_ssim", "wm_kl", "wm_reward_loss", "wm_cont_loss",
+                           "wm_terminal_acc", "actor_loss", "actor_entropy", "imag_return", "imag_value",
+                           "critic_loss", "batch_size")),
 }
 
 

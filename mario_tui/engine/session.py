@@ -63,6 +63,28 @@ def process_context(method: str | None = None) -> mp.context.BaseContext:
     return ctx
 
 
+def start_process_helpers(ctx: mp.context.BaseContext) -> None:
+    """Start multiprocessing's resource tracker (and the forkserver) now, with the real stdio.
+
+    Both are started lazily by the first Process.start(), and pass `sys.stderr.fileno()` to the helper
+    process; inside a Textual app sys.stderr is a capture object without a usable descriptor, and the start
+    fails with "bad value(s) in fds_to_keep". Starting them here with the original streams avoids that, and
+    lets the forkserver import torch while the user is still busy with the app.
+    """
+    import sys
+    from multiprocessing import forkserver, resource_tracker
+
+    saved = sys.stdout, sys.stderr
+    if sys.__stdout__ is not None and sys.__stderr__ is not None:
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    try:
+        resource_tracker.ensure_running()
+        if ctx.get_start_method() == "forkserver":
+            forkserver.ensure_running()
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 @dataclass
 class EpisodeRecord:
     """One finished episode of one worker (what the reward / x_pos plots show)."""
@@ -173,6 +195,7 @@ class Run:
         for i in range(cfg.workers):
             segments.heartbeats.beat(i, now)
         self._ctx = process_context(self.start_method)
+        start_process_helpers(self._ctx)
         self.supervisor = Supervisor(
             cfg.workers, self._spawn_worker, segments.heartbeats.age, cfg.heartbeat_timeout,
             log=self.log.info, on_restart=self._before_worker_start,

@@ -1,0 +1,192 @@
+"""`FrameView`: a game frame in colour — half-block cells everywhere, sixel/kitty graphics where the terminal has them.
+
+Half-block mode uses the Line API with strips cached per (frame, size, style), so a repaint for another reason costs
+nothing and a new frame costs one `halfblock_strips` call (a few ms). Graphics modes need the optional
+`textual-image` package and a terminal probe that must run before the App starts (Textual owns stdin afterwards):
+call `probe_graphics()` before `App.run()`. Without that, or headless, they fall back to half blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from rich.segment import Segment
+from rich.style import Style
+from textual.reactive import reactive
+from textual.strip import Strip
+from textual.widget import Widget
+
+from mario_tui.widgets.frame_render import halfblock_strips
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "halfblock", "sixel", "kitty", "off")
+GRAPHICS_MODES = ("sixel", "kitty")
+_best = "halfblock"  # what probe_graphics() found
+_graphics_ok = False  # textual-image imported (and the terminal probed) before the App started
+
+
+def probe_graphics() -> str:
+    """Ask the terminal (once) for the best image protocol: "sixel", "kitty" or "halfblock".
+
+    Call this before `App.run()`: textual-image queries the terminal on import, which only works while nothing
+    else reads stdin. Until it has run, and without textual-image installed, every mode shows half blocks.
+    """
+    global _best, _graphics_ok
+    if not _graphics_ok:
+        try:
+            import textual_image.widget  # noqa: F401  (probes the terminal and caches the cell size)
+            from textual_image.renderable import Image, SixelImage, TGPImage
+        except ImportError:
+            return "halfblock"
+        _best = "sixel" if Image is SixelImage else "kitty" if Image is TGPImage else "halfblock"
+        _graphics_ok = True
+    return _best
+
+
+def resolve_mode(mode: str, headless: bool) -> str:
+    """The mode actually shown for a requested `mode`.
+
+    Graphics need `probe_graphics()` to have succeeded; `auto` is half blocks headless (tests), and so is kitty
+    (textual-image's kitty widget writes escape codes to the real stdout; headless sixel renders nothing, harmlessly).
+    A forced sixel/kitty is honoured even when the probe did not report it (tmux passthrough answers no probe).
+    """
+    if mode in ("off", "halfblock"):
+        return mode
+    if not _graphics_ok:
+        return "halfblock"
+    if mode == "auto":
+        return "halfblock" if headless else _best
+    if headless and mode == "kitty":
+        return "halfblock"
+    return mode
+
+
+class FrameView(Widget):
+    """Shows the latest RGB frame (H×W×3 uint8) scaled to fit, aspect kept, centred."""
+
+    DEFAULT_CSS = """
+    FrameView {
+        width: 1fr;
+        height: 1fr;
+        min-height: 4;
+        background: $surface;
+        align: center middle;
+    }
+    FrameView > .-graphics { width: auto; height: auto; }
+    """
+
+    mode: reactive[str] = reactive("auto", init=False)
+    """Requested mode: auto, halfblock, sixel, kitty or off. `active_mode` says what is shown."""
+
+    graphics_fps: float = 4.0
+    """Graphics modes encode on the event loop (sixel: 50–100 ms a frame), so they show at most this rate."""
+
+    def __init__(self, mode: str = "auto", *, name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.set_reactive(FrameView.mode, self.validate_mode(mode))
+        self.active_mode = "halfblock" if mode != "off" else "off"
+        self._frame: np.ndarray | None = None
+        self._image_widget: Widget | None = None
+        self._shown: np.ndarray | None = None  # the frame handed to the graphics widget
+        self._cache_frame: np.ndarray | None = None
+        self._cache_key: tuple[Any, ...] | None = None
+        self._cache_lines: list[Strip] = []
+
+    def validate_mode(self, mode: str) -> str:
+        if mode not in MODES:
+            raise ValueError(f"unknown preview mode {mode!r}: choose one of {', '.join(MODES)}")
+        return mode
+
+    def on_mount(self) -> None:
+        self._apply_mode()
+        self.set_interval(1.0 / self.graphics_fps, self._flush_graphics)
+
+    def watch_mode(self) -> None:
+        if self.is_mounted:
+            self._apply_mode()
+
+    @property
+    def frame(self) -> np.ndarray | None:
+        """The latest frame (a private copy), or None before the first one."""
+        return self._frame
+
+    def update_frame(self, frame: np.ndarray) -> None:
+        """Show `frame` (H×W×3 or H×W uint8). Safe from any thread: it stores a copy and schedules a repaint."""
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] != 3):
+            raise ValueError(f"expected an H×W×3 or H×W uint8 frame, got {frame.dtype} {frame.shape}")
+        self._frame = frame.copy()  # the caller may reuse its buffer (shared memory, a replay list)
+        self.call_later(self.refresh)  # post_message underneath: thread-safe, and a no-op once closed
+
+    # --- modes ---------------------------------------------------------------------------------------
+    def _apply_mode(self) -> None:
+        active = resolve_mode(self.mode, self.app.is_headless)
+        if active in GRAPHICS_MODES and self._image_widget is not None and active == self.active_mode:
+            return
+        if self._image_widget is not None:
+            self._image_widget.remove()
+            self._image_widget = None
+        if active in GRAPHICS_MODES:
+            try:
+                self._image_widget = self._make_image_widget(active)
+            except Exception:  # a broken optional dependency must not take the dashboard down
+                log.exception("graphics preview %s unavailable, using half blocks", active)
+                active = "halfblock"
+            else:
+                self._shown = None
+                self.mount(self._image_widget)
+        self.active_mode = active
+        self.refresh()
+
+    @staticmethod
+    def _make_image_widget(mode: str) -> Widget:
+        from textual_image.widget import SixelImage, TGPImage
+
+        widget_class = SixelImage if mode == "sixel" else TGPImage
+        return widget_class(classes="-graphics")
+
+    def _flush_graphics(self) -> None:
+        """Hand the latest frame to the graphics widget (timer: graphics encode on the loop, so rate-limited)."""
+        frame = self._frame
+        if self._image_widget is None or frame is None or frame is self._shown:
+            return
+        from PIL import Image
+
+        self._shown = frame
+        self._image_widget.image = Image.fromarray(frame)  # type: ignore[attr-defined]
+
+    # --- Line API ------------------------------------------------------------------------------------
+    def render_line(self, y: int) -> Strip:
+        lines = self._lines()
+        return lines[y] if 0 <= y < len(lines) else Strip.blank(self.size.width, self.visual_style.rich_style)
+
+    def _lines(self) -> list[Strip]:
+        """All content lines, rebuilt only when the frame, size, mode or style changed."""
+        width, height = self.size
+        frame = self._frame  # one read: another thread may replace it meanwhile
+        background = self.visual_style.rich_style
+        key = (self.active_mode, width, height, background)
+        if frame is self._cache_frame and key == self._cache_key:
+            return self._cache_lines
+        if self.active_mode == "halfblock" and frame is not None:
+            lines = halfblock_strips(frame, width, height, background)
+        elif self.active_mode in GRAPHICS_MODES:
+            lines = []  # the child image widget covers us
+        else:
+            text = "preview off" if self.active_mode == "off" else "waiting for a frame…"
+            lines = self._placeholder(text, width, height, background)
+        self._cache_frame, self._cache_key, self._cache_lines = frame, key, lines
+        return lines
+
+    @staticmethod
+    def _placeholder(text: str, width: int, height: int, background: Style) -> list[Strip]:
+        blank = Strip.blank(width, background)
+        lines = [blank] * height
+        if height and width:
+            label = Segment(text[:width].center(width), background + Style(dim=True, italic=True))
+            lines[height // 2] = Strip([label], width)
+        return lines

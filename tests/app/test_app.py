@@ -1,0 +1,104 @@
+"""Pilot tests of the app against real short runs (tiny models, real workers and shared memory)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button, DataTable, Input
+
+from mario_tui.app import MarioApp
+from mario_tui.engine.config import RunConfig
+from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
+from mario_tui.screens.launch import LaunchScreen
+from mario_tui.screens.modals import ConfirmScreen
+
+
+def tiny(tmp_path: Path, **changes) -> RunConfig:
+    base = dict(workers=2, frame_size=36, conv_width=4, hidden_size=16, batch_size=8, buffer_size=600,
+                learning_starts=40, collect_steps=8, csv_every=5, checkpoint_every=1000, steps=0,
+                run_dir=str(tmp_path / "checkpoints"), actions="right_only", eps_decay_steps=500, seed=2)
+    base.update(changes)
+    return RunConfig(**base)
+
+
+async def wait_until(pilot, predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def apps():
+    """Whatever a test does, the runs its apps started are stopped (workers, shared memory)."""
+    made: list[MarioApp] = []
+    yield made
+    for app in made:
+        if app.run is not None:
+            app.run.stop(timeout=10, checkpoint=False)
+
+
+async def test_launch_form_validates_inline_and_disables_launch(tmp_path, apps):
+    app = MarioApp(tiny(tmp_path))
+    apps.append(app)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, LaunchScreen)
+        launch = screen.query_one("#launch", Button)
+        assert not launch.disabled
+        screen.query_one("#opt-workers", Input).value = "0"
+        await pilot.pause()
+        assert launch.disabled
+        assert "--workers: must be between 1 and 64" in str(screen.query_one("#launch-reason").render())
+        assert screen.query_one("#row-workers").has_class("-invalid")
+        screen.query_one("#opt-workers", Input).value = "abc"
+        await pilot.pause()
+        assert "not a valid int" in str(screen.query_one("#err-workers").render())
+        screen.query_one("#opt-workers", Input).value = "2"
+        await pilot.pause()
+        assert not launch.disabled and not screen.query_one("#row-workers").has_class("-invalid")
+        assert "No resumable runs" in str(screen.query_one("#runs-empty").render())
+
+
+async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps):
+    app = MarioApp(tiny(tmp_path, name="pilot"))
+    apps.append(app)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.is_mounted
+                         and app.screen.query("#workers") and app.screen.query_one("#workers").row_count == 2,
+                         60, "dashboard with a row per worker")
+        run = app.run
+        table = app.screen.query_one("#workers", DataTable)
+        await wait_until(pilot, lambda: run.coordinator.counters.updates >= 3, 120, "updates")
+        await pilot.pause(0.5)
+        steps_cell = table.get_cell("0", "steps")
+        assert steps_cell not in ("-", "0")
+        panel_text = str(app.screen.query_one(CoordinatorPanel).render())
+        assert "updates" in panel_text and "policy lag" in panel_text
+
+        await pilot.press("p")
+        assert run.paused
+        await pilot.pause(0.4)
+        assert "PAUSED" in str(app.screen.query_one(CoordinatorPanel).render())
+        await pilot.press("p")
+        assert not run.paused
+
+        await pilot.press("r")  # worker 0 is selected
+        await wait_until(pilot, lambda: run.supervisor.workers[0].restarts == 1, 30, "restart of worker 0")
+
+        await pilot.press("s")
+        await wait_until(pilot, lambda: run.paths.checkpoint.exists(), 30, "checkpoint")
+
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: run.stopped.is_set(), 60, "run stopped")
+    assert run.stopped.is_set()
+    assert run.paths.weights.exists()
+    assert "stopped; shared memory released" in run.paths.log.read_text()

@@ -1,0 +1,128 @@
+"""Pure helpers: half-block rendering, scaling, EMA and decimation (no app)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rich.color import Color
+
+from mario_tui.widgets.frame_render import UPPER_HALF, fit_size, halfblock_strips, scale_indices
+from mario_tui.widgets.q_bars import bar, fractions
+from mario_tui.widgets.series import downsample, ema
+
+RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
+
+
+def cells(strip) -> list[tuple[str, tuple | None, tuple | None]]:
+    """(char, fg rgb, bg rgb) per cell of a strip."""
+    out = []
+    for segment in strip:
+        style = segment.style
+        fg = style.color.triplet if style and style.color else None
+        bg = style.bgcolor.triplet if style and style.bgcolor else None
+        out.extend((ch, tuple(fg) if fg else None, tuple(bg) if bg else None) for ch in segment.text)
+    return out
+
+
+def test_halfblock_top_pixel_is_foreground_and_bottom_pixel_is_background():
+    frame = np.zeros((4, 4, 3), np.uint8)
+    frame[0] = RED  # row 0 (top of cell row 0)
+    frame[1] = GREEN  # row 1 (bottom of cell row 0)
+    frame[2, :2], frame[2, 2:] = BLUE, WHITE
+    frame[3] = RED
+    strips = halfblock_strips(frame, 4, 2)
+    assert len(strips) == 2 and all(s.cell_length == 4 for s in strips)
+    assert cells(strips[0]) == [(UPPER_HALF, RED, GREEN)] * 4
+    assert cells(strips[1]) == [(UPPER_HALF, BLUE, RED)] * 2 + [(UPPER_HALF, WHITE, RED)] * 2
+
+
+def test_runs_of_equal_cells_are_merged_into_one_segment():
+    frame = np.zeros((4, 4, 3), np.uint8)
+    frame[2, :2], frame[2, 2:] = BLUE, WHITE
+    strips = halfblock_strips(frame, 4, 2)
+    assert [len(s) for s in strips] == [1, 2]  # uniform row: one segment; two colour pairs: two
+    assert [seg.text for seg in strips[1]] == [UPPER_HALF * 2] * 2
+
+
+def test_margins_use_the_background_and_every_strip_is_full_width():
+    frame = np.full((240, 256, 3), 90, np.uint8)
+    strips = halfblock_strips(frame, 100, 40)  # wider than the aspect allows: side margins
+    assert len(strips) == 40 and {s.cell_length for s in strips} == {100}
+    row = cells(strips[20])
+    assert row[0][0] == " " and row[50] == (UPPER_HALF, (90, 90, 90), (90, 90, 90)) and row[-1][0] == " "
+    assert halfblock_strips(frame, 0, 10) == [] and halfblock_strips(frame, 10, 0) == []
+
+
+def test_grey_frames_render_like_rgb():
+    grey = np.arange(16, dtype=np.uint8).reshape(4, 4) * 10
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    assert [cells(s) for s in halfblock_strips(grey, 4, 2)] == [cells(s) for s in halfblock_strips(rgb, 4, 2)]
+
+
+@pytest.mark.parametrize(("cells_w", "cells_h"), [(128, 60), (200, 60), (128, 100), (64, 30), (37, 11), (300, 20)])
+def test_scaling_keeps_the_aspect_ratio_and_fits(cells_w, cells_h):
+    width, height = fit_size(256, 240, cells_w, cells_h)
+    assert width <= cells_w and height <= 2 * cells_h and height % 2 == 0
+    assert width == cells_w or height // 2 >= cells_h - 1  # one side is (nearly) full
+    assert width / height == pytest.approx(256 / 240, rel=0.06)
+
+
+def test_nes_frame_at_128x60_is_exactly_half_size_and_indices_are_cached():
+    assert fit_size(256, 240, 128, 60) == (128, 120)
+    rows, cols = scale_indices(240, 256, 120, 128)
+    assert rows.tolist() == list(range(1, 240, 2)) and cols.tolist() == list(range(1, 256, 2))
+    assert scale_indices(240, 256, 120, 128)[0] is rows
+
+
+def test_ema_matches_hand_values():
+    assert ema(np.array([1.0, 2.0, 3.0, 4.0]), 0.5).tolist() == [1.0, 1.5, 2.25, 3.125]
+    assert ema(np.array([10.0, 0.0, 0.0]), 0.1) == pytest.approx([10.0, 9.0, 8.1])
+    assert ema(np.array([]), 0.3).size == 0
+    assert ema(np.array([1.0, 5.0]), 1.0).tolist() == [1.0, 5.0]
+    with pytest.raises(ValueError):
+        ema(np.ones(3), 0.0)
+
+
+@pytest.mark.parametrize("alpha", [0.9, 0.3, 0.01, 1e-4])
+def test_ema_long_series_matches_the_recursion(alpha):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=50_000) * 100 + 1e3
+    expected = np.empty_like(x)
+    expected[0] = x[0]
+    for t in range(1, x.size):
+        expected[t] = alpha * x[t] + (1 - alpha) * expected[t - 1]
+    assert np.allclose(ema(x, alpha), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_downsample_keeps_spikes_order_and_bound():
+    rng = np.random.default_rng(1)
+    xs = np.arange(20_000, dtype=float)
+    ys = rng.normal(size=20_000)
+    ys[1234], ys[17_777] = 50.0, -60.0
+    for n in (2, 3, 100, 237, 1000):
+        dx, dy = downsample(xs, ys, n)
+        assert dx.size == dy.size <= n
+        assert dy.max() == 50.0 and dy.min() == -60.0
+        assert np.all(np.diff(dx) > 0)  # in x order, no duplicates
+        assert np.array_equal(ys[dx.astype(int)], dy)  # real points, not averages
+
+
+def test_downsample_returns_short_series_unchanged():
+    xs, ys = np.arange(5.0), np.arange(5.0) ** 2
+    dx, dy = downsample(xs, ys, 10)
+    assert np.array_equal(dx, xs) and np.array_equal(dy, ys)
+    assert downsample(np.array([]), np.array([]), 10)[0].size == 0
+    with pytest.raises(ValueError):
+        downsample(np.arange(3.0), np.arange(4.0), 2)
+
+
+def test_q_bar_lengths():
+    assert bar(1.0, 4) == "████" and bar(0.0, 4) == "" and bar(0.5, 3) == "█▌"
+    f = fractions(np.array([1.0, 2.0, np.nan, 3.0]))
+    assert f[0] == pytest.approx(0.05) and f[1] == pytest.approx(0.525) and f[2] == 0 and f[3] == 1
+    assert fractions(np.array([2.0, 2.0])).tolist() == [1.0, 1.0]
+
+
+def test_style_colours_are_truecolor():
+    strip = halfblock_strips(np.full((2, 2, 3), 7, np.uint8), 2, 1)[0]
+    assert list(strip)[0].style.color == Color.from_rgb(7, 7, 7)
