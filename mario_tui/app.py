@@ -36,7 +36,7 @@ class MarioApp(App):
         self.resume_dir = Path(resume_dir) if resume_dir else None
         self.preview = preview
         self.autostart = autostart or resume_dir is not None
-        self.run = None
+        self.current_run = None
         self._stopping = False
 
     # --- life cycle ------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ class MarioApp(App):
 
     @property
     def run_live(self) -> bool:
-        return self.run is not None and not self.run.stopped.is_set()
+        return self.current_run is not None and not self.current_run.stopped.is_set()
 
     # --- starting and stopping runs (off the event loop) -----------------------------------------
     @work(thread=True, exclusive=True, group="run-lifecycle")
@@ -76,21 +76,21 @@ class MarioApp(App):
             self.call_from_thread(self.notify, str(exc), title="Cannot start the run", severity="error",
                                   timeout=10)
             return
-        self.run = run
+        self.current_run = run
         self.call_from_thread(self._show_dashboard)
 
     def _show_dashboard(self) -> None:
         from mario_tui.screens.dashboard import DashboardScreen
 
-        self.switch_screen(DashboardScreen(self.run, preview=self.preview))
+        self.switch_screen(DashboardScreen(self.current_run, preview=self.preview))
 
     @work(thread=True, exclusive=True, group="run-lifecycle")
     def stop_run(self, then: str = "exit") -> None:
-        run = self.run
+        run = self.current_run
         if run is not None:
             self.call_from_thread(self.notify, "Stopping: final checkpoint, workers, shared memory…", timeout=30)
             run.stop()
-        self.run = None
+        self.current_run = None
         if then == "exit":
             self.call_from_thread(self.exit, 0)
         elif then == "launch":
@@ -137,7 +137,7 @@ class MarioApp(App):
     def action_replay(self) -> None:
         from mario_tui.screens.replay import ReplayScreen
 
-        run_dir = self.run.paths.root if self.run is not None else None
+        run_dir = self.current_run.paths.root if self.current_run is not None else None
         self.push_screen(ReplayScreen(self.initial_config.run_dir, selected=run_dir))
 
 
@@ -150,6 +150,6 @@ def run_app(config: RunConfig, resume_dir: str | None = None, preview: str = "au
     start_process_helpers(process_context())  # the forkserver preloads torch while the user fills the form
     app = MarioApp(config, resume_dir, preview=preview)
     app.run()
-    if app.run is not None and not app.run.stopped.is_set():  # e.g. the app crashed: never leak workers
-        app.run.stop()
+    if app.current_run is not None and not app.current_run.stopped.is_set():  # the app crashed: never leak workers
+        app.current_run.stop()
     return app.return_code or 0

@@ -25,8 +25,8 @@ from mario_tui.widgets.plots import MetricPlot
 if TYPE_CHECKING:
     from mario_tui.engine.session import Run, WorkerRow
 
-WORKER_COLUMNS = ("id", "state", "level", "episodes", "steps", "steps/s", "last R", "best R", "best x", "eps",
-                  "grads", "beat", "restarts")
+WORKER_COLUMNS = ("id", "state", "level", "episodes", "steps", "steps/s", "last R", "best R", "best x", "epsilon",
+                  "grads sent", "heartbeat", "restarts", "last error")
 STATE_STYLES = {"running": "green", "paused": "yellow", "stale": "bold yellow", "restarting": "cyan",
                 "starting": "cyan", "dead": "bold red", "failed": "bold red reverse", "stopped": "dim"}
 
@@ -42,7 +42,7 @@ def worker_cells(row: WorkerRow) -> tuple:
     beat = Text(f"{row.heartbeat_age:.1f}s", style="bold red" if row.heartbeat_age > 5 else "")
     return (str(row.worker_id), state, row.level, f"{row.episodes:,}", f"{row.steps:,}", f"{row.steps_per_s:.0f}",
             f"{row.last_reward:.0f}", f"{row.best_reward:.0f}", str(row.best_x_pos), f"{row.epsilon:.3f}",
-            f"{row.grads_sent:,}", beat, str(row.restarts))
+            f"{row.grads_sent:,}", beat, str(row.restarts), Text(row.last_error[:60], style="red"))
 
 
 class CoordinatorPanel(Static):
@@ -94,7 +94,8 @@ class DashboardScreen(Screen):
     DEFAULT_CSS = """
     DashboardScreen #dash-left { width: 2fr; }
     DashboardScreen #dash-right { width: 1fr; min-width: 40; }
-    DashboardScreen #workers { height: auto; max-height: 14; }
+    DashboardScreen #workers { height: auto; max-height: 12; }
+    DashboardScreen #dash-body { height: 1fr; }
     DashboardScreen #plots { grid-size: 2 2; height: 1fr; min-height: 16; }
     DashboardScreen #frame { height: 1fr; min-height: 12; border: round $primary; }
     DashboardScreen #log { height: 1fr; border: round $primary; }
@@ -112,9 +113,9 @@ class DashboardScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal():
+        yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="dash-body"):
             with Vertical(id="dash-left"):
-                yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
                 yield CoordinatorPanel(id="coordinator")
                 with Grid(id="plots"):
                     yield MetricPlot(title="episode reward", id="plot-reward")
@@ -123,7 +124,7 @@ class DashboardScreen(Screen):
                     yield MetricPlot(title="q_mean", id="plot-q")
             with Vertical(id="dash-right"):
                 yield FrameView(mode=self.preview_mode, id="frame")
-                yield RichLog(id="log", max_lines=2000, wrap=False, markup=False)
+                yield RichLog(id="log", max_lines=2000, wrap=True, markup=False)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -40,13 +40,17 @@ class OptionRow(Vertical):
     DEFAULT_CSS = """
     OptionRow { height: auto; margin: 0 0 1 0; }
     OptionRow > Horizontal { height: auto; }
-    OptionRow .option-label { width: 22; padding: 1 1 0 0; text-style: bold; }
-    OptionRow Input, OptionRow Select { width: 1fr; }
-    OptionRow Switch { width: auto; }
-    OptionRow .option-help { color: $text-muted; padding-left: 22; }
-    OptionRow .option-error { color: $error; padding-left: 22; display: none; }
+    OptionRow .option-label { width: 20; padding: 0 1 0 0; text-style: bold; }
+    OptionRow Input { width: 1fr; height: 1; border: none; padding: 0 1; background: $boost; }
+    OptionRow Input:focus { background: $primary 30%; }
+    OptionRow.-invalid Input { background: $error 35%; }
+    OptionRow Select { width: 1fr; height: auto; }
+    OptionRow Select > SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
+    OptionRow Select:focus > SelectCurrent { background: $primary 30%; }
+    OptionRow Switch { width: auto; height: 1; border: none; padding: 0; }
+    OptionRow .option-help { color: $text-muted; padding-left: 20; }
+    OptionRow .option-error { color: $error; padding-left: 20; display: none; }
     OptionRow.-invalid .option-error { display: block; }
-    OptionRow.-invalid Input { border: tall $error; }
     """
 
     def __init__(self, name: str, value: Any) -> None:

@@ -38,8 +38,8 @@ def apps():
     made: list[MarioApp] = []
     yield made
     for app in made:
-        if app.run is not None:
-            app.run.stop(timeout=10, checkpoint=False)
+        if app.current_run is not None:
+            app.current_run.stop(timeout=10, checkpoint=False)
 
 
 async def test_launch_form_validates_inline_and_disables_launch(tmp_path, apps):
@@ -72,7 +72,7 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps):
         await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.is_mounted
                          and app.screen.query("#workers") and app.screen.query_one("#workers").row_count == 2,
                          60, "dashboard with a row per worker")
-        run = app.run
+        run = app.current_run
         table = app.screen.query_one("#workers", DataTable)
         await wait_until(pilot, lambda: run.coordinator.counters.updates >= 3, 120, "updates")
         await pilot.pause(0.5)
