@@ -19,7 +19,6 @@ from mario_tui.engine.config import RunConfig
 from mario_tui.engine.session import Run
 from mario_tui.screens.dashboard import DashboardScreen
 
-
 LATENCIES: list[float] = []
 
 
