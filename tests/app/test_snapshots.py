@@ -1,0 +1,91 @@
+"""Layout snapshots with fixed data (update them with `uv run pytest tests/app/test_snapshots.py --snapshot-update`)."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from textual.app import App
+
+from mario_tui.engine.config import RunConfig
+from mario_tui.engine.session import EpisodeRecord, WorkerRow
+from mario_tui.screens.dashboard import DashboardScreen
+from mario_tui.screens.launch import LaunchScreen
+from mario_tui.screens.modals import HelpScreen
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "app.tcss"
+
+
+class FixedRun:
+    """Stands in for a live Run with fixed figures: a snapshot checks the layout, not the engine."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        log = root / "training.log"
+        log.write_text("2026-11-24 10:00:00 [coord] new run demo: model ddqn, 2 workers, level 1-1\n"
+                       "2026-11-24 10:00:01 [w0] started (pid 100, epsilon → 0.050)\n"
+                       "2026-11-24 10:00:01 [w1] started (pid 101, epsilon → 0.003)\n")
+        self.config = RunConfig(workers=2)
+        self.name = "demo"
+        self.paths = SimpleNamespace(root=root, log=log, checkpoint=root / "checkpoint.pt")
+        self.paused = False
+        self.stopped = threading.Event()
+        rng = np.random.default_rng(0)
+        self.episodes = deque(EpisodeRecord(i % 2, i + 1, float(200 + 10 * i + rng.normal() * 30),
+                                            int(300 + 8 * i), 300, False, 1, 1, 0.0) for i in range(60))
+        self.metric_history = deque({"updates": u, "q_loss": 0.5 / (1 + u / 50), "q_mean": u / 100}
+                                    for u in range(1, 400))
+        y, x = np.mgrid[0:240, 0:256]
+        self.frame = np.stack([(x % 256), (y * 255 // 239), ((x + y) % 256)], axis=-1).astype(np.uint8)
+
+    def worker_rows(self) -> list[WorkerRow]:
+        return [WorkerRow(i, "running", 1000 + i, "1-1", 30 + i, 12_000 + 50 * i, 180.0, 612.0, 1090.0, 1396 - i,
+                          0.05 ** (1 + i), 375 + i, 0.2, i, "") for i in range(2)]
+
+    def coordinator_stats(self) -> dict[str, float]:
+        return {"updates": 399, "updates_per_s": 6.5, "frames_per_s": 1420.0, "episodes": 60, "best_x_pos": 1396,
+                "q_loss": 0.0563, "q_mean": 3.99, "q_max": 4.5, "td_error_mean": 0.31, "lr": 2.5e-4,
+                "grad_norm": 0.8, "grads_applied": 401, "dropped_stale": 1, "dropped_nonfinite": 0,
+                "policy_lag_mean": 1.9, "policy_lag_max": 3}
+
+    def worker_time_fractions(self) -> dict[str, float]:
+        return {"env": 0.7, "act": 0.05, "learn": 0.23, "wait": 0.01}
+
+    def set_preview_worker(self, worker_id: int) -> None:
+        pass
+
+    def read_preview(self, worker_id: int, current_version: int):
+        return (1, self.frame) if current_version < 1 else None
+
+
+class ScreenApp(App):
+    CSS_PATH = str(ASSETS)
+
+    def __init__(self, screen_factory) -> None:
+        super().__init__()
+        self.screen_factory = screen_factory
+
+    def on_mount(self) -> None:
+        self.push_screen(self.screen_factory())
+
+
+def test_launch_screen_layout(snap_compare):
+    config = RunConfig(run_dir="no-such-folder")  # fixed text: the path shows in the runs panel
+    assert snap_compare(ScreenApp(lambda: LaunchScreen(config)), terminal_size=(120, 40))
+
+
+def test_help_layout(snap_compare):
+    assert snap_compare(ScreenApp(HelpScreen), terminal_size=(120, 40))
+
+
+def test_dashboard_layout(snap_compare, tmp_path):
+    run = FixedRun(tmp_path / "demo")
+
+    async def settle(pilot) -> None:
+        await pilot.pause(1.5)  # plot timers and the frame preview have drawn once
+
+    assert snap_compare(ScreenApp(lambda: DashboardScreen(run, preview="halfblock")), terminal_size=(160, 50),
+                        run_before=settle)
