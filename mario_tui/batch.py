@@ -15,6 +15,7 @@ from typing import TextIO
 
 from mario_tui.engine.checkpoint import CheckpointError
 from mario_tui.engine.config import ConfigError, RunConfig
+from mario_tui.engine.registry import REGISTRY
 from mario_tui.engine.session import Run
 
 PLAIN_INTERVAL_S = 10.0
@@ -23,14 +24,15 @@ PLAIN_INTERVAL_S = 10.0
 def progress_line(run: Run) -> str:
     s = run.coordinator_stats()
     steps = f"/{run.config.steps}" if run.config.steps else ""
-    loss = s.get("q_loss", math.nan)
+    loss_name = REGISTRY[run.config.model].headline[0]
+    loss = s.get(loss_name, math.nan)
     parts = [
         f"updates {int(s.get('updates', 0))}{steps}",
         f"{s.get('updates_per_s', 0.0):.1f} upd/s",
         f"{s.get('frames_per_s', 0.0):.0f} frames/s",
         f"episodes {int(s.get('episodes', 0))}",
         f"best x {int(s.get('best_x_pos', 0))}",
-        f"loss {loss:.4g}" if not math.isnan(loss) else "loss -",
+        f"{loss_name} {loss:.4g}" if not math.isnan(loss) else f"{loss_name} -",
         f"lr {s.get('lr', 0.0):.2e}",
         f"lag {s.get('policy_lag_mean', math.nan):.1f}",
     ]

@@ -21,6 +21,10 @@ class ModelEntry:
     build: Callable[[RunConfig, int], tuple[Model, Learner]] | None
     metrics: tuple[str, ...] = ()
     """Learner metrics sent with each gradient packet (at most 16): CSV columns and dashboard figures."""
+    headline: tuple[str, str] = ("", "")
+    """The two metrics the dashboard plots and the progress line shows (a loss, then a value estimate)."""
+    prioritized_replay: bool = True
+    """Whether the learner uses replay priorities (False: the buffer skips its sum tree)."""
 
 
 def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
@@ -48,11 +52,11 @@ def _build_dreamer(config: RunConfig, num_actions: int) -> tuple[Model, Learner]
 
 REGISTRY: dict[str, ModelEntry] = {
     "ddqn": ModelEntry("ddqn", "Dueling Double DQN with n-step prioritized replay", _build_ddqn,
-                       ("q_loss", "q_mean", "q_max", "td_error_mean", "batch_size")),
+                       ("q_loss", "q_mean", "q_max", "td_error_mean", "batch_size"), ("q_loss", "q_mean")),
     "dreamer": ModelEntry("dreamer", "Dreamer-style world model with an imagined actor-critic", _build_dreamer,
                           ("wm_loss", "wm_recon_mse", "wm_ssim", "wm_kl", "wm_reward_loss", "wm_cont_loss",
                            "wm_terminal_acc", "actor_loss", "actor_entropy", "imag_return", "imag_value",
-                           "critic_loss", "batch_size")),
+                           "critic_loss", "batch_size"), ("wm_loss", "imag_return"), prioritized_replay=False),
 }
 
 

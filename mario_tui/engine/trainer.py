@@ -17,10 +17,12 @@ from mario_tui.engine.registry import build_model
 
 
 def make_buffer(config: RunConfig, seed: int | None) -> Any:
+    from mario_tui.engine.registry import REGISTRY
     from mario_tui.engine.replay import ReplayBuffer
 
+    prioritized = config.per and REGISTRY[config.model].prioritized_replay
     return ReplayBuffer(config.buffer_size, (config.frame_size, config.frame_size), config.frame_stack,
-                        n_step=config.n_step, gamma=config.gamma, prioritized=config.per,
+                        n_step=config.n_step, gamma=config.gamma, prioritized=prioritized,
                         alpha=config.per_alpha, beta_start=config.per_beta, beta_steps=config.per_beta_steps,
                         seed=seed)
 

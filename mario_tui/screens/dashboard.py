@@ -18,6 +18,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
+from mario_tui.engine.registry import REGISTRY
 from mario_tui.logtail import LogTail
 from mario_tui.widgets.frame_view import FrameView
 from mario_tui.widgets.plots import MetricPlot
@@ -61,11 +62,9 @@ class CoordinatorPanel(Static):
             f"env {fmt(stats.get('frames_per_s', 0.0), '.0f')} frames/s   "
             f"episodes {int(stats.get('episodes', 0)):,}   best x {int(stats.get('best_x_pos', 0))}",
         ]
-        if model == "ddqn":
-            lines.append(f"loss {fmt(stats.get('q_loss', math.nan))}   q_mean {fmt(stats.get('q_mean', math.nan))}   "
-                         f"q_max {fmt(stats.get('q_max', math.nan))}   |td| {fmt(stats.get('td_error_mean', math.nan))}"
-                         f"   LR {fmt(stats.get('lr', math.nan), '.2e')}   grad norm "
-                         f"{fmt(stats.get('grad_norm', math.nan))}")
+        learner = [name for name in REGISTRY[model].metrics if name != "batch_size"]
+        lines.append("   ".join(f"{name} {fmt(stats.get(name, math.nan))}" for name in learner))
+        lines.append(f"LR {fmt(stats.get('lr', math.nan), '.2e')}   grad norm {fmt(stats.get('grad_norm', math.nan))}")
         lines.append(
             f"gradients applied {int(stats.get('grads_applied', 0)):,}   dropped: stale "
             f"{int(stats.get('dropped_stale', 0))}, non-finite {int(stats.get('dropped_nonfinite', 0))}   "
@@ -120,8 +119,9 @@ class DashboardScreen(Screen):
                 with Grid(id="plots"):
                     yield MetricPlot(title="episode reward", id="plot-reward")
                     yield MetricPlot(title="x position per episode", id="plot-x")
-                    yield MetricPlot(title="loss", id="plot-loss")
-                    yield MetricPlot(title="q_mean", id="plot-q")
+                    loss_name, value_name = REGISTRY[self.run.config.model].headline
+                    yield MetricPlot(title=loss_name, id="plot-loss")
+                    yield MetricPlot(title=value_name, id="plot-q")
             with Vertical(id="dash-right"):
                 yield FrameView(mode=self.preview_mode, id="frame")
                 yield RichLog(id="log", max_lines=2000, wrap=True, markup=False)
@@ -168,7 +168,7 @@ class DashboardScreen(Screen):
             self._metrics_drawn = history[-1]["updates"]
             items = list(history)
             xs = np.array([m["updates"] for m in items], dtype=float)
-            for plot_id, key in (("#plot-loss", "q_loss"), ("#plot-q", "q_mean")):
+            for plot_id, key in zip(("#plot-loss", "#plot-q"), REGISTRY[self.run.config.model].headline, strict=True):
                 ys = np.array([m.get(key, math.nan) for m in items], dtype=float)
                 self.query_one(plot_id, MetricPlot).set_series(key, xs, ys)
 
