@@ -25,6 +25,7 @@ from mario_tui.engine.config import RunConfig
 from mario_tui.engine.env import current_rgb_frame, make_env
 from mario_tui.engine.flat import FlatParameters
 from mario_tui.engine.optim import worker_final_epsilon
+from mario_tui.engine.preview import world_model_mosaic
 from mario_tui.engine.registry import build_model
 from mario_tui.engine.runs import RunPaths
 from mario_tui.engine.trainer import make_buffer
@@ -127,6 +128,7 @@ class WorkerLoop:
         self.learn_s = self.wait_s = 0.0
         self._t_loop = time.perf_counter()
         self._last_parent_check = 0.0
+        self._last_mosaic = 0.0
         self._steps_window: list[tuple[float, int]] = []
 
     # --- helpers -----------------------------------------------------------------------------------
@@ -175,8 +177,17 @@ class WorkerLoop:
             time.sleep(0.01)
 
     def _on_step(self) -> None:
-        if self.seg.wants_preview():
-            self.seg.publish_frame(current_rgb_frame(self.env))
+        if not self.seg.wants_preview():
+            return
+        rgb = current_rgb_frame(self.env)
+        preview_frames = getattr(self.model, "preview_frames", None)
+        if preview_frames is None:
+            self.seg.publish_frame(rgb)
+            return
+        now = time.monotonic()  # decoding costs a few ms: refresh the mosaic ~4 times a second, not every step
+        if now - self._last_mosaic >= 0.25:
+            self._last_mosaic = now
+            self.seg.publish_frame(world_model_mosaic(rgb, preview_frames()))
 
     def _handle_commands(self) -> None:
         for command in self.seg.control.take(self.id):

@@ -134,7 +134,7 @@ class DashboardScreen(Screen):
             table.add_column(column, key=column)
         for i in range(self.run.config.workers):
             table.add_row(*(["-"] * len(WORKER_COLUMNS)), key=str(i))
-        self.query_one("#frame", FrameView).border_title = "worker 0"
+        self.query_one("#frame", FrameView).border_title = self.frame_title(0)
         self.query_one("#log", RichLog).border_title = "training.log"
         self.run.set_preview_worker(0)
         self.set_interval(0.25, self.refresh_figures)
@@ -143,6 +143,11 @@ class DashboardScreen(Screen):
         self.set_interval(0.5, self.refresh_log)
         self.refresh_figures()
         self.refresh_log()
+
+    def frame_title(self, worker_id: int) -> str:
+        if self.run.config.model == "dreamer":
+            return f"worker {worker_id}: real | reconstruction / imagined +5 | +10"
+        return f"worker {worker_id}"
 
     # --- timers ----------------------------------------------------------------------------------
     def refresh_figures(self) -> None:
@@ -194,7 +199,7 @@ class DashboardScreen(Screen):
         self.selected_worker = int(event.row_key.value or 0)
         self._frame_version = 0
         self.run.set_preview_worker(self.selected_worker)
-        self.query_one("#frame", FrameView).border_title = f"worker {self.selected_worker}"
+        self.query_one("#frame", FrameView).border_title = self.frame_title(self.selected_worker)
 
     def action_toggle_pause(self) -> None:
         paused = self.run.toggle_pause()

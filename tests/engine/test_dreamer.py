@@ -329,3 +329,22 @@ def test_config_validation_for_dreamer():
     assert "td_lambda" in RunConfig(td_lambda=1.5).problems()
     assert "stoch_classes" in RunConfig(stoch_classes=1).problems()
     assert not RunConfig(**TINY).problems()
+
+
+def test_preview_mosaic_shows_real_reconstructed_and_imagined_frames():
+    from mario_tui.engine.preview import world_model_mosaic
+    torch.manual_seed(0)
+    model = DreamerModel(num_actions=3, frame_size=36, conv_width=4, hidden_size=16, deter_size=16, stoch_size=4,
+                         stoch_classes=4)
+    assert model.preview_frames() == []
+    model.reset_state(1)
+    model.select_action(torch.randint(0, 256, (1, 4, 36, 36), dtype=torch.uint8), 0.0)
+    frames = model.preview_frames((2, 4))
+    assert len(frames) == 3 and all(f.shape == (36, 36) and f.dtype == np.uint8 for f in frames)
+    rgb = np.full((240, 256, 3), 200, np.uint8)
+    mosaic = world_model_mosaic(rgb, frames)
+    assert mosaic.shape == (240, 256, 3)
+    assert (mosaic[:120, :128] == 200).all()  # the real frame, half size, top left
+    rows, cols = np.arange(120) * 36 // 120, np.arange(128) * 36 // 128
+    assert np.array_equal(mosaic[:120, 128:, 0], frames[0][rows][:, cols])  # reconstruction, top right
+    assert np.array_equal(mosaic[120:, 128:, 1], frames[2][rows][:, cols])  # imagined 4 steps ahead

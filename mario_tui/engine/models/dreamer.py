@@ -295,3 +295,20 @@ class DreamerModel(nn.Module):
         self.state = state
         self.prev_action = F.one_hot(torch.from_numpy(actions).to(self.device), self.num_actions).float()
         return actions
+
+    @torch.no_grad()
+    def preview_frames(self, imagine_steps: tuple[int, ...] = (5, 10)) -> list[np.ndarray]:
+        """What the model "sees": the decoded current latent state, then frames it imagines `imagine_steps`
+        ahead following its own greedy policy. Grayscale uint8 (frame_size, frame_size) each; [] before the
+        first step of an episode. The dashboard shows them beside the real frame."""
+        if self.state is None:
+            return []
+        state = RSSMState(self.state.h[:1], self.state.z[:1])
+        decoded = [self.decoder(state.features())]
+        for step in range(1, max(imagine_steps, default=0) + 1):
+            action = F.one_hot(self.actor(state.features()).argmax(-1), self.num_actions).float()
+            state = self.rssm.imagine_step(state, action)
+            if step in imagine_steps:
+                decoded.append(self.decoder(state.features()))
+        return [(frame[0].clamp(0, 1) * 255).to(torch.uint8).cpu().numpy() for frame in decoded]
+
