@@ -1,7 +1,7 @@
 """End to end: the distributed runtime (as `--batch` runs it) against the emulator ceiling, same run.
 
 1. Ceiling: `--workers` processes that only step the raw emulator (random actions), frames/s in total.
-2. Runtime: a real run with `--workers` workers and the default DDQN for `--seconds` after learning starts:
+2. Runtime: a real run with `--workers` workers and the default model (`--model`) for `--seconds` after learning starts:
    env frames/s, updates/s, and where worker time goes (env / learner / waiting).
 
     uv run python benchmarks/bench_end_to_end.py [--workers 2] [--seconds 60]
@@ -46,8 +46,8 @@ def ceiling(workers: int, seconds: float) -> float:
     return sum(rates)
 
 
-def runtime(workers: int, seconds: float, run_dir: str) -> dict[str, float]:
-    config = RunConfig(workers=workers, run_dir=run_dir, name="bench", learning_starts=500, steps=0,
+def runtime(workers: int, seconds: float, run_dir: str, model: str = "ddqn") -> dict[str, float]:
+    config = RunConfig(model=model, workers=workers, run_dir=run_dir, name="bench", learning_starts=500, steps=0,
                        checkpoint_every=10**9, csv_every=100)
     run = Run(config)
     run.start()
@@ -74,14 +74,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--model", choices=("ddqn", "dreamer"), default="ddqn")
     args = parser.parse_args()
     limit = ceiling(args.workers, min(args.seconds, 20.0))
     with tempfile.TemporaryDirectory() as tmp:
-        figures = runtime(args.workers, args.seconds, tmp)
+        figures = runtime(args.workers, args.seconds, tmp, args.model)
     after = ceiling(args.workers, min(args.seconds, 20.0))
     limit = (limit + after) / 2
     print(f"emulator ceiling, {args.workers} processes (mean of before/after): {limit:.0f} NES frames/s")
-    print(f"runtime, {args.workers} workers, default DDQN: {figures['frames_per_s']:.0f} NES frames/s "
+    print(f"runtime, {args.workers} workers, default {args.model}: {figures['frames_per_s']:.0f} NES frames/s "
           f"= {figures['frames_per_s'] / limit:.2f} of the ceiling")
     print(f"updates/s: {figures['updates_per_s']:.2f}, policy lag mean {figures['lag']:.2f} versions")
     print(f"worker time: env {figures['env_frac']:.0%}, acting {figures['act_frac']:.0%}, "
