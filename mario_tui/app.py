@@ -103,6 +103,28 @@ class MarioApp(App):
         self._stopping = True
         self.stop_run("exit")
 
+    def get_system_commands(self, screen):
+        """Every action of the footer is also in the command palette (ctrl+p), by name."""
+        yield from super().get_system_commands(screen)
+        from textual.app import SystemCommand
+
+        from mario_tui.screens.dashboard import DashboardScreen
+
+        if isinstance(screen, DashboardScreen):
+            for title, help_text, action in (
+                ("Pause / resume training", "Workers hold and the coordinator applies nothing (p)",
+                 screen.action_toggle_pause),
+                ("Restart selected worker", "Kill and respawn the worker selected in the table (r)",
+                 screen.action_restart_selected),
+                ("Restart stale workers", "Restart every stale, dead or failed worker (R)",
+                 screen.action_restart_stale),
+                ("Checkpoint now", "Write checkpoint.pt and weights.pt (s)", screen.action_checkpoint),
+                ("Replay viewer", "Watch a checkpoint play an episode, export a GIF (v)", self.action_replay),
+                ("New run", "Stop this run after a checkpoint and configure a new one (n)", self.action_new_run),
+            ):
+                yield SystemCommand(title, help_text, action)
+        yield SystemCommand("Help: keys", "Every key of mario-tui (?)", self.action_help)
+
     # --- actions shared by screens ---------------------------------------------------------------
     def action_quit_app(self) -> None:
         if self._stopping:

@@ -143,7 +143,8 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu",
     try:
         config = RunConfig.from_dict(raw_config)
         build_config = config if seed is None else config.replace(seed=seed)
-        model, _learner = build_model(build_config, num_actions(config.actions))
+        with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the caller's RNG be
+            model, _learner = build_model(build_config, num_actions(config.actions))
     except ConfigError as exc:
         raise CheckpointError(f"{path}: this version of mario-tui cannot build its model ({exc})") from None
     try:
@@ -206,34 +207,45 @@ def play_episode(checkpoint: str | Path, level: str | None = None, epsilon: floa
     """
     _check_options(epsilon, max_steps)
     path = checkpoint_file(checkpoint)
-    config, model = load_policy(path, seed=seed)
-    stage = resolve_level(config.level if level is None else level, seed)
-    names = action_meanings(config.actions)
-    env = make_env(config.replace(level=stage), seed=seed, render_rgb=True)
-    try:
-        obs, info = env.reset(seed=seed)
-        model.reset_state(1)
-        no_values = np.full(len(names), np.nan, dtype=np.float32)
-        frames = [EpisodeFrame.from_rgb(current_rgb_frame(env), -1, START_ACTION_NAME, no_values, 0.0,
-                                        info["x_pos"], info["world"], info["stage"])]
-        total_return, flag = 0.0, False
-        for step in range(1, max_steps + 1):
-            action, values = _act(model, obs, epsilon)
-            obs, reward, terminated, truncated, info = env.step(action)
-            total_return += float(reward)
-            flag = flag or bool(info.get("flag_get", False))
-            frames.append(EpisodeFrame.from_rgb(current_rgb_frame(env), action, names[action], values, float(reward),
-                                                info["x_pos"], info["world"], info["stage"]))
-            if on_progress is not None:
-                on_progress(step)
-            if terminated or truncated:
-                break
-    finally:
-        env.close()
+    # building a model initialises weights and Dreamer samples its latents with torch's global RNG: seed it,
+    # for this call only, so the same arguments replay the same episode and the caller's torch RNG is untouched
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        config, model = load_policy(path, seed=seed)
+        stage = resolve_level(config.level if level is None else level, seed)
+        names = action_meanings(config.actions)
+        env = make_env(config.replace(level=stage), seed=seed, render_rgb=True)
+        try:
+            frames, total_return, flag = _record(env, model, names, epsilon, max_steps, seed, on_progress)
+        finally:
+            env.close()
     return EpisodeRecording(frames=frames, action_names=names, level=stage, run_name=path.resolve().parent.name,
                             checkpoint=str(path), total_return=total_return,
                             max_x_pos=max(f.x_pos for f in frames), flag=flag, steps=len(frames) - 1,
                             epsilon=epsilon, seed=seed)
+
+
+def _record(env: Any, model: Model, names: list[str], epsilon: float, max_steps: int, seed: int,
+            on_progress: Callable[[int], None] | None) -> tuple[list[EpisodeFrame], float, bool]:
+    """The episode loop of `play_episode`: (frames, total return, reached the flag)."""
+    obs, info = env.reset(seed=seed)
+    model.reset_state(1)
+    no_values = np.full(len(names), np.nan, dtype=np.float32)
+    frames = [EpisodeFrame.from_rgb(current_rgb_frame(env), -1, START_ACTION_NAME, no_values, 0.0,
+                                    info["x_pos"], info["world"], info["stage"])]
+    total_return, flag = 0.0, False
+    for step in range(1, max_steps + 1):
+        action, values = _act(model, obs, epsilon)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total_return += float(reward)
+        flag = flag or bool(info.get("flag_get", False))
+        frames.append(EpisodeFrame.from_rgb(current_rgb_frame(env), action, names[action], values, float(reward),
+                                            info["x_pos"], info["world"], info["stage"]))
+        if on_progress is not None:
+            on_progress(step)
+        if terminated or truncated:
+            break
+    return frames, total_return, flag
 
 
 # --- the background process -------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from mario_tui.engine.config import ConfigError, RunConfig
 from mario_tui.engine.coordinator import Coordinator, CoordinatorCounters
 from mario_tui.engine.env import num_actions
 from mario_tui.engine.fileio import atomic_write_text
+from mario_tui.engine.logtail import LogTail
 from mario_tui.engine.metrics import MetricsCsv
 from mario_tui.engine.registry import REGISTRY, build_model
 from mario_tui.engine.runs import RunPaths, new_run_paths
@@ -159,6 +160,7 @@ class Run:
         self._t_start = time.monotonic()
         self._elapsed_base = 0.0
         self._stats_cache: np.ndarray | None = None
+        self._log_tail: LogTail | None = None
 
     # ------------------------------------------------------------------------------ start-up
     def start(self) -> None:
@@ -491,6 +493,13 @@ class Run:
                 last_error=record.last_error,
             ))
         return rows
+
+    def new_log_lines(self) -> list[str]:
+        """training.log lines written since the last call (coordinator and workers alike): the log stream
+        front ends show. The first call returns the last 200 lines."""
+        if self._log_tail is None:
+            self._log_tail = LogTail(self.paths.log)
+        return self._log_tail.read_new()
 
     def worker_time_fractions(self) -> dict[str, float]:
         """Mean fraction of worker time in env / acting / learner / waiting (Sample Factory style timing)."""

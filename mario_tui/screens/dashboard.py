@@ -19,7 +19,6 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
 from mario_tui.engine.registry import REGISTRY
-from mario_tui.logtail import LogTail
 from mario_tui.widgets.frame_view import FrameView
 from mario_tui.widgets.plots import MetricPlot
 
@@ -106,7 +105,6 @@ class DashboardScreen(Screen):
         self.preview_mode = preview
         self.selected_worker = 0
         self._frame_version = 0
-        self._log = LogTail(run.paths.log)
         self._episodes_drawn = -1
         self._metrics_drawn = -1
 
@@ -187,7 +185,7 @@ class DashboardScreen(Screen):
             frame_view.update_frame(frame)
 
     def refresh_log(self) -> None:
-        lines = self._log.read_new()
+        lines = self.run.new_log_lines()
         if lines:
             log = self.query_one("#log", RichLog)
             for line in lines:

@@ -102,3 +102,33 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps):
     assert run.stopped.is_set()
     assert run.paths.weights.exists()
     assert "stopped; shared memory released" in run.paths.log.read_text()
+
+
+async def test_resume_a_previous_run_from_the_runs_list(tmp_path, apps):
+    from mario_tui.engine.session import Run
+
+    first = Run(tiny(tmp_path, name="earlier", steps=5))
+    first.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not first.done.is_set() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        first.stop()
+    updates = first.coordinator.counters.updates
+    assert updates >= 5
+
+    app = MarioApp(tiny(tmp_path))
+    apps.append(app)
+    async with app.run_test(size=(160, 50)) as pilot:
+        table = app.screen.query_one("#runs-table", DataTable)
+        assert table.row_count == 1
+        assert table.get_row_at(0)[0] == "earlier" and table.get_row_at(0)[2] == f"{updates:,}"
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen), 60, "dashboard of the resumed run")
+        run = app.current_run
+        assert run.paths.root == first.paths.root
+        assert run.coordinator.counters.updates >= updates
+        await wait_until(pilot, lambda: run.coordinator.counters.updates > updates, 120, "updates after resume")
+        palette_titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Pause / resume training" in palette_titles and "Checkpoint now" in palette_titles

@@ -28,6 +28,7 @@ class FixedRun:
         log.write_text("2026-11-24 10:00:00 [coord] new run demo: model ddqn, 2 workers, level 1-1\n"
                        "2026-11-24 10:00:01 [w0] started (pid 100, epsilon → 0.050)\n"
                        "2026-11-24 10:00:01 [w1] started (pid 101, epsilon → 0.003)\n")
+        self._unread = log.read_text().splitlines()
         self.config = RunConfig(workers=2)
         self.name = "demo"
         self.paths = SimpleNamespace(root=root, log=log, checkpoint=root / "checkpoint.pt")
@@ -53,6 +54,10 @@ class FixedRun:
 
     def worker_time_fractions(self) -> dict[str, float]:
         return {"env": 0.7, "act": 0.05, "learn": 0.23, "wait": 0.01}
+
+    def new_log_lines(self) -> list[str]:
+        lines, self._unread = self._unread, []
+        return lines
 
     def set_preview_worker(self, worker_id: int) -> None:
         pass

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageSequence
 
 from mario_tui.engine.checkpoint import CheckpointError, save_checkpoint, save_weights
@@ -84,7 +86,11 @@ def test_play_episode_records_every_step(recording):
 
 def test_epsilon_explores_and_reports_progress(weights):
     seen: list[int] = []
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
     rec = play_episode(weights, level="1-2", epsilon=1.0, max_steps=25, seed=1, on_progress=seen.append)
+    assert torch.equal(torch.rand(3), expected)  # the caller's torch RNG is left alone
     assert rec.level == "1-2" and (rec.frames[-1].world, rec.frames[-1].stage) == (1, 2)
     assert seen == list(range(1, rec.steps + 1))
     assert len({f.action for f in rec.frames[1:]}) > 1  # random actions, not the greedy one
@@ -141,7 +147,7 @@ def test_cancel_kills_the_child(weights):
     assert sorted(os.listdir(weights.parent)) == run_folder
 
 
-def test_result_timeout_and_not_started(weights):
+def test_timeout_and_a_dying_child_are_reported(weights):
     with pytest.raises(PlaybackError, match="not started"):
         PlaybackJob(weights).result()
     job = PlaybackJob(weights, max_steps=2000)
@@ -149,6 +155,10 @@ def test_result_timeout_and_not_started(weights):
     try:
         with pytest.raises(TimeoutError):
             job.result(timeout=0.05)
+        os.kill(job.pid, signal.SIGKILL)  # e.g. the emulator crashed, or the OOM killer
+        with pytest.raises(PlaybackError, match=r"died \(exit code -9\)"):
+            job.result(timeout=30)
+        assert job.done() and job.pid is None
     finally:
         job.cancel()
 
@@ -198,6 +208,16 @@ def test_unknown_or_unfitting_model_is_a_checkpoint_error(weights, tmp_path):
     save_weights(foreign, model.state_dict(), CONFIG.replace(hidden_size=32).to_dict(), {"updates": 0})
     with pytest.raises(CheckpointError, match=r"weights.pt.*do not fit"):
         load_policy(foreign)
+
+
+def test_a_recurrent_sampling_model_replays_deterministically(tmp_path):
+    config = RunConfig(model="dreamer", frame_size=64, conv_width=4, hidden_size=16, deter_size=16, stoch_size=4,
+                       stoch_classes=4, actions="simple", level="random")
+    path = save_tiny(tmp_path / "dreamer-run" / "weights.pt", config)
+    first, again = (play_episode(path, max_steps=20, seed=4) for _ in range(2))
+    same_recordings(first, again)
+    assert first.level == resolve_level("random", 4)
+    assert all(f.q_values.shape == (7,) and np.isfinite(f.q_values).all() for f in first.frames[1:])
 
 
 def test_loads_checkpoint_files_and_run_folders(tmp_path):
