@@ -6,8 +6,8 @@ and `export_gif` turns a recording into an animated GIF inside the run folder.
 
 Memory and transport. A full NES frame is 240x256x3 = 184 KB, so a 2000-step episode would be 368 MB raw.
 Mario's screens are flat colour areas that zlib (level 1, ~0.3 ms a frame) shrinks ~50x to ~4 KB, so every
-`EpisodeFrame` keeps its frame compressed and `EpisodeFrame.rgb` decompresses on access (~0.5 ms, well within a
-30 fps playback budget). A 2000-step recording is then ~8 MB, small enough that the child sends the whole
+`EpisodeFrame` keeps its frame compressed and `EpisodeFrame.rgb` decompresses on access (0.1-0.5 ms, well within a
+30 fps playback budget). A 2000-step recording is then under 10 MB, small enough that the child sends the whole
 `EpisodeRecording` back through a one-way `multiprocessing.Pipe` when it finishes: no temporary files to
 write, find or clean up, and nothing left behind when a job is cancelled or crashes.
 """
@@ -102,8 +102,9 @@ class EpisodeRecording:
     def summary(self) -> str:
         """One line for the UI."""
         outcome = "reached the flag" if self.flag else "no flag"
+        exploring = f", epsilon {self.epsilon:g}" if self.epsilon else ""
         return (f"{self.run_name} on {self.level}: {self.steps} steps, return {self.total_return:.1f}, "
-                f"max x {self.max_x_pos}, {outcome}")
+                f"max x {self.max_x_pos}, {outcome}{exploring}")
 
 
 # --- loading a policy -------------------------------------------------------------------------------------

@@ -261,3 +261,23 @@ def test_workers_exit_when_the_coordinator_dies_and_its_segments_are_reclaimed(t
     removed = shm.cleanup_stale_segments()
     assert set(left) <= set(removed)
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"mtui_{proc.pid}_")]
+
+
+def test_dreamer_trains_through_the_same_runtime_and_resumes(tmp_path, runs):
+    config = tiny_config(tmp_path, model="dreamer", name="dream", steps=8, checkpoint_every=4, batch_size=4,
+                         learning_starts=60, seq_len=8, imag_horizon=4, imag_starts=8, deter_size=16, stoch_size=4,
+                         stoch_classes=4, eps_start=0.0, eps_end=0.0)
+    run = start(runs, config)
+    wait_for(run.done.is_set, 180, "8 dreamer updates")
+    run.stop()
+    assert run.error is None
+    rows = read_csv(run.paths.csv)
+    assert rows and all(c in rows[0] for c in ("wm_recon_mse", "wm_ssim", "wm_kl", "imag_return", "critic_loss"))
+    assert np.isfinite(float(rows[-1]["wm_recon_mse"]))
+    first = load_checkpoint(run.paths.checkpoint)
+    assert any(k.startswith("slow_critic.") for k in first["model"])
+    resumed = start(runs, config.replace(steps=12), resume_dir=run.paths.root)
+    assert resumed.coordinator.counters.updates == first["counters"]["updates"]
+    wait_for(resumed.done.is_set, 180, "dreamer updates after resume")
+    resumed.stop()
+    assert load_checkpoint(run.paths.checkpoint)["counters"]["updates"] >= 12
