@@ -31,6 +31,17 @@ class FlatParameters:
                 p.grad = self.grads[offset:offset + n].view_as(p)
                 offset += n
 
+    def bind_grads(self, flat: torch.Tensor) -> None:
+        """Make every `.grad` a view of `flat` (e.g. a shared-memory slot) and zero it: backward then
+        accumulates straight into `flat`."""
+        flat.zero_()
+        offset = 0
+        for p in self.params:
+            n = p.numel()
+            p.grad = flat[offset:offset + n].view_as(p)
+            offset += n
+        self.grads = flat
+
     def zero_grads(self) -> None:
         """Zero in place: `optimizer.zero_grad(set_to_none=True)` would break the views."""
         self.grads.zero_()

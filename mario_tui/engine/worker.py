@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mario_tui.engine import shm
@@ -203,10 +204,29 @@ class WorkerLoop:
         run_log(self.spec, f"saved {len(self.buffer)} replay transitions to {path.name} "
                            f"in {time.monotonic() - t0:.1f} s")
 
-    def _compute_and_send(self) -> None:
-        cfg = self.config
+    def _claim_slot(self) -> np.ndarray | None:
+        """A free gradient slot's payload (waiting politely while the coordinator drains); None when stopping."""
         t0 = time.perf_counter()
-        self.flat.zero_grads()
+        try:
+            while (buffer := self.seg.gradients.try_grad_buffer()) is None:
+                self.seg.beat()
+                self._check_coordinator()
+                if self._stopping():
+                    return None
+                time.sleep(0.001)
+            return buffer
+        finally:
+            self.wait_s += time.perf_counter() - t0
+
+    def _compute_and_send(self) -> None:
+        """Backward writes straight into the shared-memory slot (the `.grad` tensors are views of it), so
+        handing a gradient to the coordinator costs no copy on this side."""
+        cfg = self.config
+        slot = self._claim_slot()
+        if slot is None:
+            return
+        t0 = time.perf_counter()
+        self.flat.bind_grads(torch.from_numpy(slot))
         metrics: dict[str, float] = {}
         for _ in range(cfg.accumulate_grads):
             batch = self.learner.sample_batch(self.buffer, cfg.batch_size)
@@ -217,19 +237,10 @@ class WorkerLoop:
             for name, value in info.metrics.items():
                 metrics[name] = metrics.get(name, 0.0) + value / cfg.accumulate_grads
         metrics["batch_size"] = float(cfg.batch_size * cfg.accumulate_grads)
-        t1 = time.perf_counter()
-        self.learn_s += t1 - t0
         names = set(self.seg.spec.metric_names)
-        metrics = {k: v for k, v in metrics.items() if k in names}
-        grads = self.flat.grads_numpy()
-        while not self.seg.gradients.try_publish(self.weights_version, metrics, grads):
-            self.seg.beat()
-            self._check_coordinator()
-            if self._stopping():
-                return
-            time.sleep(0.001)
+        self.seg.gradients.try_publish(self.weights_version, {k: v for k, v in metrics.items() if k in names})
         self.grads_sent += 1
-        self.wait_s += time.perf_counter() - t1
+        self.learn_s += time.perf_counter() - t0
 
     def _publish_stats(self) -> None:
         st = self.collector.stats
