@@ -159,8 +159,16 @@ class MarioApp(App):
     def action_replay(self) -> None:
         from mario_tui.screens.replay import ReplayScreen
 
-        run_dir = self.current_run.paths.root if self.current_run is not None else None
-        self.push_screen(ReplayScreen(self.initial_config.run_dir, selected=run_dir))
+        selected = self.current_run.paths.root if self.current_run is not None else None
+        run_dir = str(self.current_run.paths.root.parent) if self.current_run is not None else self.launch_run_dir()
+        self.push_screen(ReplayScreen(run_dir, selected=selected))
+
+    def launch_run_dir(self) -> str:
+        """The run folder typed in the Launch form (so the viewer lists the runs the user is looking at)."""
+        screen = self.screen
+        if isinstance(screen, LaunchScreen):
+            return screen.current_run_dir()
+        return self.initial_config.run_dir
 
 
 def run_app(config: RunConfig, resume_dir: str | None = None, preview: str = "auto") -> int:

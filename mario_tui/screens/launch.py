@@ -114,6 +114,7 @@ class LaunchScreen(Screen):
     BINDINGS = [
         Binding("ctrl+l", "launch", "Launch", show=True),
         Binding("ctrl+r", "resume_selected", "Resume selected run", show=True),
+        Binding("ctrl+o", "app.replay", "Replay viewer", show=True),
         Binding("q", "app.quit_app", "Quit", show=True),
         Binding("question_mark", "app.help", "Help", show=True, key_display="?"),
     ]
@@ -149,6 +150,7 @@ class LaunchScreen(Screen):
                 with Horizontal(id="launch-buttons"):
                     yield Button("Launch", id="launch", variant="success")
                     yield Button("Resume selected", id="resume", variant="primary")
+                    yield Button("Replay viewer", id="open-replay")
                 yield Static("", id="launch-reason", markup=False)
         yield Footer()
 
@@ -216,6 +218,10 @@ class LaunchScreen(Screen):
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         self.resume_run(Path(str(key)))
+
+    @on(Button.Pressed, "#open-replay")
+    def _open_replay(self) -> None:
+        self.app.action_replay()
 
     @on(DataTable.RowSelected, "#runs-table")
     def _row_selected(self, event: DataTable.RowSelected) -> None:

@@ -157,6 +157,7 @@ class ReplayScreen(Screen):
         self.query_one("#replay-progress", Static).update(
             f"{len(recording.frames)} frames — space plays, ←/→ step, +/- speed, g exports a GIF")
         self.query_one("#replay-summary", Static).update(recording.summary())
+        self.set_focus(None)  # the playback keys (space, arrows, g) go to the viewer, not to a form field
         self.show_frame()
         self.playing = True
         self._restart_timer()

@@ -132,3 +132,46 @@ async def test_resume_a_previous_run_from_the_runs_list(tmp_path, apps):
         await wait_until(pilot, lambda: run.coordinator.counters.updates > updates, 120, "updates after resume")
         palette_titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Pause / resume training" in palette_titles and "Checkpoint now" in palette_titles
+
+
+async def test_replay_viewer_plays_a_checkpoint_and_exports_a_gif(tmp_path, apps):
+    from PIL import Image
+
+    from mario_tui.engine.session import Run
+    from mario_tui.screens.replay import ReplayScreen
+
+    trained = Run(tiny(tmp_path, name="watchme", steps=3))
+    trained.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not trained.done.is_set() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        trained.stop()
+    app = MarioApp(tiny(tmp_path))
+    apps.append(app)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, ReplayScreen) and app.screen.is_mounted, 10, "viewer")
+        viewer = app.screen
+        viewer.query_one("#replay-epsilon", Input).value = "0.5"  # explore a little: the episode ends sooner
+        await pilot.click("#replay-play")
+        await wait_until(pilot, lambda: viewer.recording is not None, 120, "the recorded episode")
+        frames = len(viewer.recording.frames)
+        assert frames > 1
+        await wait_until(pilot, lambda: viewer.position > 2, 10, "playback advancing")
+        await pilot.press("space")  # pause
+        paused_at = viewer.position
+        await pilot.press("right")
+        assert viewer.position == min(paused_at + 1, frames - 1)
+        await pilot.press("left", "left")
+        assert viewer.position == max(paused_at - 1, 0)
+        info = str(viewer.query_one("#replay-info").render())
+        assert "action:" in info and "x_pos:" in info
+        await pilot.press("g")
+        await wait_until(pilot, lambda: any(trained.paths.root.glob("replay-*.gif")), 60, "the GIF")
+        gif = next(trained.paths.root.glob("replay-*.gif"))
+        with Image.open(gif) as image:
+            assert image.is_animated and image.size == (256, 240)
+        await pilot.press("escape")
+        assert isinstance(app.screen, LaunchScreen)
