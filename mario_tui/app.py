@@ -7,7 +7,9 @@ terminal, exactly like `q`.
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from pathlib import Path
 
 from textual import work
@@ -38,6 +40,7 @@ class MarioApp(App):
         self.autostart = autostart or resume_dir is not None
         self.current_run = None
         self._stopping = False
+        self._hard_exit_after_stop = False
 
     # --- life cycle ------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -92,6 +95,12 @@ class MarioApp(App):
             run.stop()
         self.current_run = None
         if then == "exit":
+            if self._hard_exit_after_stop:
+                # After SIGHUP the terminal is gone and Textual's writer thread can hang on shutdown (seen with
+                # textual 8.2.8). The run is already stopped and checkpointed: make sure the process ends.
+                watchdog = threading.Timer(5.0, os._exit, args=(0,))
+                watchdog.daemon = True
+                watchdog.start()
             self.call_from_thread(self.exit, 0)
         elif then == "launch":
             self.call_from_thread(self.switch_screen, LaunchScreen(self.initial_config))
@@ -101,6 +110,7 @@ class MarioApp(App):
         if self._stopping:
             return
         self._stopping = True
+        self._hard_exit_after_stop = True
         self.stop_run("exit")
 
     def get_system_commands(self, screen):

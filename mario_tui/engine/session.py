@@ -424,6 +424,7 @@ class Run:
             self.log.info("stopping")
             assert self._segments is not None and self.supervisor is not None
             self._segments.control.run_state = shm.RunState.STOPPING
+            self.supervisor.stopping = True
             self._stop_flag.set()
         for thread in self._threads:
             if thread is not threading.current_thread():

@@ -89,6 +89,7 @@ class Supervisor:
         self._worker_log = worker_log
         self.policy = policy or RestartPolicy()
         self.paused = False
+        self.stopping = False
         self._requests: deque[tuple[int, str]] = deque()
 
     # --- requests from other threads (UI, CLI): executed by the next check() ---------------------
@@ -133,6 +134,8 @@ class Supervisor:
 
     def check(self) -> None:
         """One supervision pass: requests, deaths, stuck heartbeats, due restarts, states."""
+        if self.stopping:
+            return
         now = time.monotonic()
         while self._requests:
             worker_id, reason = self._requests.popleft()

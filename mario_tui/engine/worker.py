@@ -56,6 +56,11 @@ def worker_log_path(run_root: str | Path, worker_id: int) -> Path:
 def _setup_process(spec: WorkerSpec) -> None:
     """Ignore Ctrl+C (the front end stops us through the control block), route output to our log."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        os.setsid()  # leave the terminal's process group: Ctrl+C or a closed terminal must reach only the front end
+    except OSError:
+        pass
     log = worker_log_path(spec.run_root, spec.worker_id)
     log.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
