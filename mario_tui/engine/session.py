@@ -280,7 +280,9 @@ class Run:
             if self.paused:
                 time.sleep(0.05)
                 continue
-            packets = segments.gradients.wait(timeout=0.05)
+            # Sleeps of up to 4 ms between polls: a packet waits at most that long (a gradient takes ~50 ms to
+            # compute) and the coordinator stays off the GIL, which the app's event loop shares.
+            packets = segments.gradients.wait(timeout=0.05, max_sleep=4e-3)
             if not packets:
                 continue
             report = coordinator.apply(packets)

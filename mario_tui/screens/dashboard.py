@@ -50,6 +50,8 @@ class CoordinatorPanel(Static):
 
     DEFAULT_CSS = "CoordinatorPanel { height: auto; padding: 0 1; border: round $primary; }"
 
+    _last: str = ""
+
     def show(self, stats: dict[str, float], paused: bool, fractions: dict[str, float], model: str) -> None:
         head = Text()
         if paused:
@@ -72,7 +74,9 @@ class CoordinatorPanel(Static):
         if fractions:
             lines.append("worker time: " + "  ".join(f"{k} {v:.0%}" for k, v in fractions.items()))
         head.append("\n".join(lines))
-        self.update(head)
+        if head.plain != self._last:  # skip the re-layout when nothing changed (e.g. while paused)
+            self._last = head.plain
+            self.update(head)
 
 
 class DashboardScreen(Screen):
@@ -105,6 +109,7 @@ class DashboardScreen(Screen):
         self.preview_mode = preview
         self.selected_worker = 0
         self._frame_version = 0
+        self._cells: dict[tuple[int, str], object] = {}
         self._episodes_drawn = -1
         self._metrics_drawn = -1
 
@@ -135,7 +140,7 @@ class DashboardScreen(Screen):
         self.query_one("#frame", FrameView).border_title = self.frame_title(0)
         self.query_one("#log", RichLog).border_title = "training.log"
         self.run.set_preview_worker(0)
-        self.set_interval(0.25, self.refresh_figures)
+        self.set_interval(0.5, self.refresh_figures)
         self.set_interval(1.0, self.refresh_plots)
         self.set_interval(0.1, self.refresh_frame)
         self.set_interval(0.5, self.refresh_log)
@@ -153,7 +158,10 @@ class DashboardScreen(Screen):
         table = self.query_one("#workers", DataTable)
         for row in run.worker_rows():
             for column, value in zip(WORKER_COLUMNS, worker_cells(row), strict=True):
-                table.update_cell(str(row.worker_id), column, value)
+                key = (row.worker_id, column)
+                if self._cells.get(key) != value:  # a changed cell re-renders its row: skip unchanged ones
+                    self._cells[key] = value
+                    table.update_cell(str(row.worker_id), column, value)
         self.query_one(CoordinatorPanel).show(run.coordinator_stats(), run.paused, run.worker_time_fractions(),
                                               run.config.model)
         self.sub_title = "PAUSED" if run.paused else ("stopping…" if run.stopped.is_set() else "training")
