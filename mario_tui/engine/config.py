@@ -284,16 +284,22 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
+@cache
+def _type_hints() -> dict[str, Any]:
+    """Resolved annotations of RunConfig (resolving them is slow: the Launch form asks on every key press)."""
+    return typing.get_type_hints(RunConfig)
+
+
 def field_type(field_name: str) -> type:
     """The plain Python type of a field: bool, int, float or str (Literal fields are str)."""
-    hint = typing.get_type_hints(RunConfig)[field_name]
+    hint = _type_hints()[field_name]
     if typing.get_origin(hint) is Literal:
         return type(typing.get_args(hint)[0])
     return hint
 
 
 def field_choices(field_name: str) -> tuple[str, ...]:
-    hint = typing.get_type_hints(RunConfig)[field_name]
+    hint = _type_hints()[field_name]
     if typing.get_origin(hint) is Literal:
         return tuple(typing.get_args(hint))
     return ()
