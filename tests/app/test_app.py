@@ -32,6 +32,21 @@ async def wait_until(pilot, predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def train_tiny_run(tmp_path: Path, name: str, steps: int):
+    """A finished run with checkpoint.pt and weights.pt, made outside any app."""
+    from mario_tui.engine.session import Run
+
+    run = Run(tiny(tmp_path, name=name, steps=steps))
+    run.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not run.done.is_set() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        run.stop()
+    return run
+
+
 @pytest.fixture
 def apps():
     """Whatever a test does, the runs its apps started are stopped (workers, shared memory)."""
@@ -105,16 +120,7 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps):
 
 
 async def test_resume_a_previous_run_from_the_runs_list(tmp_path, apps):
-    from mario_tui.engine.session import Run
-
-    first = Run(tiny(tmp_path, name="earlier", steps=5))
-    first.start()
-    try:
-        deadline = time.monotonic() + 120
-        while not first.done.is_set() and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        first.stop()
+    first = train_tiny_run(tmp_path, "earlier", steps=5)
     updates = first.coordinator.counters.updates
     assert updates >= 5
 
@@ -137,17 +143,9 @@ async def test_resume_a_previous_run_from_the_runs_list(tmp_path, apps):
 async def test_replay_viewer_plays_a_checkpoint_and_exports_a_gif(tmp_path, apps):
     from PIL import Image
 
-    from mario_tui.engine.session import Run
     from mario_tui.screens.replay import ReplayScreen
 
-    trained = Run(tiny(tmp_path, name="watchme", steps=3))
-    trained.start()
-    try:
-        deadline = time.monotonic() + 120
-        while not trained.done.is_set() and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        trained.stop()
+    trained = train_tiny_run(tmp_path, "watchme", steps=3)
     app = MarioApp(tiny(tmp_path))
     apps.append(app)
     async with app.run_test(size=(160, 50)) as pilot:
