@@ -208,8 +208,8 @@ class DashboardScreen(Screen):
         self.query_one("#frame", FrameView).border_title = self.frame_title(self.selected_worker)
 
     def action_toggle_pause(self) -> None:
-        paused = self.run.toggle_pause()
-        self.notify("Run paused: workers hold, nothing is applied." if paused else "Run resumed.")
+        """No toast: the panel's PAUSED banner and the title say it, and toasts cost a re-layout each."""
+        self.run.toggle_pause()
         self.refresh_figures()
 
     def action_restart_selected(self) -> None:
