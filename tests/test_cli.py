@@ -1,0 +1,38 @@
+"""The command line as a user meets it: help, bad flags, and the app without a terminal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mario(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mario_tui.cli", *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, stdin=subprocess.DEVNULL)
+
+
+def test_help_lists_every_run_option_with_its_docstring():
+    proc = mario("--help")
+    assert proc.returncode == 0
+    assert "--batch" in proc.stdout and "--per, --no-per" in proc.stdout
+    assert "Adam learning rate at the start of the cosine" in " ".join(proc.stdout.split())
+
+
+def test_the_app_without_a_terminal_points_to_batch(tmp_path):
+    proc = mario("--run-dir", str(tmp_path))
+    assert proc.returncode == 2
+    assert "needs an interactive terminal" in proc.stderr and "mario-tui --batch" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_resume_refuses_to_change_the_network_shape(tmp_path):
+    run = tmp_path / "checkpoints" / "old"
+    run.mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(b"")
+    (run / "config.json").write_text('{"model": "ddqn", "frame_size": 84}')
+    proc = mario("--batch", "--run-dir", str(tmp_path / "checkpoints"), "--resume", "old", "--frame-size", "42")
+    assert proc.returncode == 2
+    assert "--frame-size: cannot change when resuming" in proc.stderr
