@@ -110,8 +110,9 @@ class DashboardScreen(Screen):
         self.selected_worker = 0
         self._frame_version = 0
         self._cells: dict[tuple[int, str], object] = {}
-        self._episodes_drawn = -1
-        self._metrics_drawn = -1
+        self._plot_turn = -1
+        self._episodes_drawn = [-1, -1]
+        self._metrics_drawn = [-1, -1]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -120,11 +121,11 @@ class DashboardScreen(Screen):
             with Vertical(id="dash-left"):
                 yield CoordinatorPanel(id="coordinator")
                 with Grid(id="plots"):
-                    yield MetricPlot(title="episode reward", id="plot-reward")
-                    yield MetricPlot(title="x position per episode", id="plot-x")
+                    yield MetricPlot(title="episode reward", id="plot-reward", interval=0.1)
+                    yield MetricPlot(title="x position per episode", id="plot-x", interval=0.1)
                     loss_name, value_name = REGISTRY[self.run.config.model].headline
-                    yield MetricPlot(title=loss_name, id="plot-loss")
-                    yield MetricPlot(title=value_name, id="plot-q")
+                    yield MetricPlot(title=loss_name, id="plot-loss", interval=0.1)
+                    yield MetricPlot(title=value_name, id="plot-q", interval=0.1)
             with Vertical(id="dash-right"):
                 yield FrameView(mode=self.preview_mode, id="frame")
                 yield RichLog(id="log", max_lines=2000, wrap=True, markup=False)
@@ -141,7 +142,7 @@ class DashboardScreen(Screen):
         self.query_one("#log", RichLog).border_title = "training.log"
         self.run.set_preview_worker(0)
         self.set_interval(0.5, self.refresh_figures)
-        self.set_interval(1.0, self.refresh_plots)
+        self.set_interval(0.25, self.refresh_plots)
         self.set_interval(0.1, self.refresh_frame)
         self.set_interval(0.5, self.refresh_log)
         self.refresh_figures()
@@ -167,21 +168,30 @@ class DashboardScreen(Screen):
         self.sub_title = "PAUSED" if run.paused else ("stopping…" if run.stopped.is_set() else "training")
 
     def refresh_plots(self) -> None:
-        episodes = self.run.episodes
-        if len(episodes) != self._episodes_drawn:
-            self._episodes_drawn = len(episodes)
+        """One plot per tick, round robin (each redraws at most once a second): a plotext render costs ~35 ms,
+        and four at once would hold the event loop long enough to delay a key press."""
+        turn = self._plot_turn = (self._plot_turn + 1) % 4
+        if turn < 2:
+            episodes = self.run.episodes
+            if len(episodes) == self._episodes_drawn[turn]:
+                return
+            self._episodes_drawn[turn] = len(episodes)
             items = list(episodes)
             xs = np.array([e.index for e in items], dtype=float)
-            self.query_one("#plot-reward", MetricPlot).set_series("reward", xs, np.array([e.reward for e in items]))
-            self.query_one("#plot-x", MetricPlot).set_series("x_pos", xs, np.array([e.x_pos for e in items]))
+            if turn == 0:
+                self.query_one("#plot-reward", MetricPlot).set_series("reward", xs, np.array([e.reward for e in items]))
+            else:
+                self.query_one("#plot-x", MetricPlot).set_series("x_pos", xs, np.array([e.x_pos for e in items]))
+            return
         history = self.run.metric_history
-        if len(history) and history[-1]["updates"] != self._metrics_drawn:
-            self._metrics_drawn = history[-1]["updates"]
-            items = list(history)
-            xs = np.array([m["updates"] for m in items], dtype=float)
-            for plot_id, key in zip(("#plot-loss", "#plot-q"), REGISTRY[self.run.config.model].headline, strict=True):
-                ys = np.array([m.get(key, math.nan) for m in items], dtype=float)
-                self.query_one(plot_id, MetricPlot).set_series(key, xs, ys)
+        if not len(history) or history[-1]["updates"] == self._metrics_drawn[turn - 2]:
+            return
+        self._metrics_drawn[turn - 2] = history[-1]["updates"]
+        items = list(history)
+        xs = np.array([m["updates"] for m in items], dtype=float)
+        key = REGISTRY[self.run.config.model].headline[turn - 2]
+        plot_id = ("#plot-loss", "#plot-q")[turn - 2]
+        self.query_one(plot_id, MetricPlot).set_series(key, xs, np.array([m.get(key, math.nan) for m in items]))
 
     def refresh_frame(self) -> None:
         frame_view = self.query_one("#frame", FrameView)
