@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
+from timing import median_ms  # benchmarks/ is sys.path[0] when a script runs
 
 from mario_tui.engine.config import RunConfig
 from mario_tui.engine.flat import parameter_count
@@ -50,15 +49,6 @@ def transition_batch(size: int, frame: int, stack: int):
         discounts=np.full(size, 0.97, np.float32), weights=np.ones(size, np.float32), indices=np.arange(size))
 
 
-def median_ms(fn: Callable[[], object], reps: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:

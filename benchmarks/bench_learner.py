@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from types import SimpleNamespace
 
 import numpy as np
 import torch
+from timing import median_ms  # benchmarks/ is sys.path[0] when a script runs
 from torch import nn
 from torch.nn import functional as F
 
@@ -39,15 +39,6 @@ def nature_dqn(actions: int) -> nn.Module:
                          nn.Linear(512, actions))
 
 
-def median_ms(fn, reps: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:

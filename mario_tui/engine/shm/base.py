@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 from multiprocessing import shared_memory
+from typing import Any
 
+from .layout import check_header
 from .segments import SegmentGroup, attach_segment, close_segment
 
 
@@ -25,6 +27,24 @@ class ShmStruct:
         self._owner = SegmentGroup() if owner is None else owner
         self._shm = self._owner.create(kind, size)
         return self._shm.buf
+
+    @classmethod
+    def _attach_checked(cls, spec: Any, magic_word: int, what: str, header: str = "_header") -> Any:
+        """Map `spec.name`, build the views (`_map`) and refuse a segment of another kind or layout."""
+        self = object.__new__(cls)
+        buf = self._init_attached(spec.name)
+        self.spec = spec
+        self._map(buf)
+        try:
+            check_header(getattr(self, header), magic_word, f"{what} {spec.name}")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _map(self, buf: memoryview) -> None:
+        """Build the numpy views over the segment (subclasses)."""
+        raise NotImplementedError
 
     def _init_attached(self, name: str) -> memoryview:
         self._shm = attach_segment(name)

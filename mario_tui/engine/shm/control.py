@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import ShmStruct
-from .layout import LAYOUT_VERSION, check_header, magic, view
+from .layout import LAYOUT_VERSION, magic, view
 from .segments import SegmentGroup
 
 CONTROL_MAGIC = magic("MTUICTRL")
@@ -80,16 +80,8 @@ class ControlBlock(ShmStruct):
 
     @classmethod
     def attach(cls, spec: ControlSpec) -> ControlBlock:
-        self = object.__new__(cls)
-        buf = self._init_attached(spec.name)
-        self.spec = spec
-        self._map(buf)
+        self = cls._attach_checked(spec, CONTROL_MAGIC, "control", header='_h')
         self._request_lock = threading.Lock()
-        try:
-            check_header(self._h, CONTROL_MAGIC, f"control {spec.name}")
-        except BaseException:
-            self.close()
-            raise
         return self
 
     def _map(self, buf: memoryview) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import ShmStruct
-from .layout import LAYOUT_VERSION, check_header, magic, view
+from .layout import LAYOUT_VERSION, magic, view
 from .preview import PreviewFrames, PreviewSpec
 from .segments import SegmentGroup
 from .stats import STATS_DTYPE, WorkerState, WorkerStats, WorkerStatsSpec
@@ -66,16 +66,7 @@ class Heartbeats(ShmStruct):
 
     @classmethod
     def attach(cls, spec: HeartbeatsSpec) -> Heartbeats:
-        self = object.__new__(cls)
-        buf = self._init_attached(spec.name)
-        self.spec = spec
-        self._map(buf)
-        try:
-            check_header(self._header, HEARTBEAT_MAGIC, f"heartbeats {spec.name}")
-        except BaseException:
-            self.close()
-            raise
-        return self
+        return cls._attach_checked(spec, HEARTBEAT_MAGIC, "heartbeats")
 
     def _map(self, buf: memoryview) -> None:
         self._header = view(buf, np.int64, _HEADER_WORDS, 0)

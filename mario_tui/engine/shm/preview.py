@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import ShmStruct
-from .layout import CACHE_LINE, LAYOUT_VERSION, PAGE, align, check_header, magic, view
+from .layout import CACHE_LINE, LAYOUT_VERSION, PAGE, align, magic, view
 from .segments import SegmentGroup
 from .waiting import Backoff
 
@@ -54,16 +54,7 @@ class PreviewFrames(ShmStruct):
 
     @classmethod
     def attach(cls, spec: PreviewSpec) -> PreviewFrames:
-        self = object.__new__(cls)
-        buf = self._init_attached(spec.name)
-        self.spec = spec
-        self._map(buf)
-        try:
-            check_header(self._header, PREVIEW_MAGIC, f"preview {spec.name}")
-        except BaseException:
-            self.close()
-            raise
-        return self
+        return cls._attach_checked(spec, PREVIEW_MAGIC, "preview")
 
     def _map(self, buf: memoryview) -> None:
         n = self.spec.num_workers

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .base import ShmStruct
-from .layout import LAYOUT_VERSION, check_header, magic, view
+from .layout import LAYOUT_VERSION, magic, view
 from .segments import SegmentGroup
 from .waiting import Backoff
 
@@ -97,16 +97,7 @@ class WorkerStats(ShmStruct):
 
     @classmethod
     def attach(cls, spec: WorkerStatsSpec) -> WorkerStats:
-        self = object.__new__(cls)
-        buf = self._init_attached(spec.name)
-        self.spec = spec
-        self._map(buf)
-        try:
-            check_header(self._header, STATS_MAGIC, f"stats {spec.name}")
-        except BaseException:
-            self.close()
-            raise
-        return self
+        return cls._attach_checked(spec, STATS_MAGIC, "stats")
 
     def _map(self, buf: memoryview) -> None:
         self._header = view(buf, np.int64, _HEADER_WORDS, 0)
