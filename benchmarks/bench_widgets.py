@@ -4,15 +4,18 @@
 
 Frame: real NES frames from 1-1 (random `simple` actions biased to the right) rendered at 128×60 cells by
 `halfblock_strips` (numpy, merged runs, cached Styles) vs a baseline that resizes with Pillow and builds one
-Segment with a fresh Style per cell. Plot: 4 series of 2,000 and of 20,000 points on a 118×38-cell plotext plot;
-baseline = every raw point plotted (one line per series), ours = `draw_series` (EMA + min/max decimation to 2×
-the width, raw and EMA lines). Both alternate for R rounds in one process; medians are printed.
+Segment with a fresh Style per cell. Plot: 4 series of 2,000 and of 20,000 points on a 118×38 and on a 53×19-cell
+plot (the dashboard's size at 160×50). Baseline = textual-plotext (what the dashboard used before: plotext braille
+lines → ANSI string → `Text.from_ansi` → strips), given the same EMA + min/max-decimated points; ours =
+`chart_lines` + `render_chart` (numpy braille straight into strips). Plotext drawing every raw point is printed
+too. Both alternate for R rounds in one process; medians are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from gym_super_mario_bros.actions import SIMPLE_MOVEMENT
 from nes_py.wrappers import JoypadSpace
 from PIL import Image
 from rich.color import Color
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -31,13 +35,16 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual_plotext.plot import Plot
 
+from mario_tui.widgets.chart_render import render_chart
 from mario_tui.widgets.frame_render import _STYLE_CACHE, UPPER_HALF, fit_size, halfblock_strips
 from mario_tui.widgets.frame_view import FrameView
-from mario_tui.widgets.plots import draw_series
+from mario_tui.widgets.plots import chart_lines
 from mario_tui.widgets.series import downsample, ema
 
 CELLS = (128, 60)
 PLOT_SIZE = (118, 38)
+DASHBOARD_PLOT_SIZE = (53, 19)
+CONSOLE = Console(width=PLOT_SIZE[0], file=io.StringIO(), color_system="truecolor")
 
 
 def nes_frames(count: int, seed: int = 0) -> list[np.ndarray]:
@@ -102,16 +109,28 @@ async def widget_paint_ms(frames: list[np.ndarray], repeat: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def plot_raw(plt: Plot, series: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+def plotext_strips(plt: Plot, lines: list[tuple[np.ndarray, np.ndarray]], size: tuple[int, int]) -> list[Strip]:
+    """What textual-plotext does for a redraw: plotext braille lines, then its ANSI output parsed back into strips."""
     plt.clear_data()
-    for xs, ys in series.values():
+    plt.plotsize(*size)
+    for xs, ys in lines:
         plt.plot(xs.tolist(), ys.tolist(), marker="braille")
-    Text.from_ansi(plt.build())
+    text = Text.from_ansi(plt.build())
+    return [Strip(line) for line in CONSOLE.render_lines(text, CONSOLE.options.update_dimensions(*size))]
 
 
-def plot_ours(plt: Plot, series: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    draw_series(plt, series, PLOT_SIZE[0], title="bench")
-    Text.from_ansi(plt.build())
+def plot_raw(plt: Plot, series: dict[str, tuple[np.ndarray, np.ndarray]], size: tuple[int, int]) -> None:
+    plotext_strips(plt, list(series.values()), size)
+
+
+def plot_plotext(plt: Plot, series: dict[str, tuple[np.ndarray, np.ndarray]], size: tuple[int, int]) -> None:
+    lines, _ = chart_lines(series, size[0])
+    plotext_strips(plt, [(line.xs, line.ys) for line in lines], size)
+
+
+def plot_ours(series: dict[str, tuple[np.ndarray, np.ndarray]], size: tuple[int, int]) -> None:
+    lines, _ = chart_lines(series, size[0])
+    render_chart(lines, *size, title="bench", xlabel="x")
 
 
 def make_series(points: int, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -147,19 +166,21 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     plt = Plot()
-    plt.plotsize(*PLOT_SIZE)
-    print(f"plot {PLOT_SIZE[0]}x{PLOT_SIZE[1]} cells, 4 series; ours decimates each line to {2 * PLOT_SIZE[0]} points")
-    for points in (2_000, 20_000):
-        series = make_series(points, rng)
-        raw_ms, our_ms = [], []
-        for _ in range(max(2, args.rounds // 2)):
-            raw_ms.append(median_ms(lambda s=series: plot_raw(plt, s), 1))
-            our_ms.append(median_ms(lambda s=series: plot_ours(plt, s), 3))
-        helpers = median_ms(lambda s=series: [downsample(x, ema(y, 0.05), 2 * PLOT_SIZE[0]) for x, y in s.values()],
-                            20)
-        r, d = statistics.median(raw_ms), statistics.median(our_ms)
-        print(f"  4x{points:,}: raw redraw {r:.1f} ms, EMA+decimated redraw {d:.1f} ms (of which ema+downsample "
-              f"{helpers:.2f} ms) -> {r / d:.1f}x cheaper")
+    print("plots, 4 series each drawn raw (faint) + EMA (bold), decimated to 2 points per column:")
+    for size in (PLOT_SIZE, DASHBOARD_PLOT_SIZE):
+        for points in (2_000, 20_000):
+            series = make_series(points, rng)
+            raw_ms, plotext_ms, our_ms = [], [], []
+            for _ in range(max(2, args.rounds // 2)):
+                raw_ms.append(median_ms(lambda s=series, z=size: plot_raw(plt, s, z), 1))
+                plotext_ms.append(median_ms(lambda s=series, z=size: plot_plotext(plt, s, z), 3))
+                our_ms.append(median_ms(lambda s=series, z=size: plot_ours(s, z), 3))
+            helpers = median_ms(lambda s=series, z=size: [downsample(x, ema(y, 0.05), 2 * z[0]) for x, y in s.values()],
+                                20)
+            r, p, d = statistics.median(raw_ms), statistics.median(plotext_ms), statistics.median(our_ms)
+            print(f"  {size[0]}x{size[1]} cells, 4x{points:,} points: textual-plotext {p:.1f} ms, ours {d:.2f} ms -> "
+                  f"{p / d:.1f}x cheaper (ema+downsample {helpers:.2f} ms of it); plotext with every raw point "
+                  f"{r:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
+from mario_tui.defaults import DEFAULT_PREVIEW_FPS
 from mario_tui.engine.checkpoint import CheckpointError
 from mario_tui.engine.config import ConfigError, RunConfig
+from mario_tui.gc_pacing import PacedCollector
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen, HelpScreen
 
@@ -32,15 +34,17 @@ class MarioApp(App):
     BINDINGS = [Binding("ctrl+c", "quit_app", "Quit", show=False, priority=True)]
 
     def __init__(self, config: RunConfig | None = None, resume_dir: str | Path | None = None,
-                 preview: str = "auto", autostart: bool = False) -> None:
+                 preview: str = "auto", autostart: bool = False, preview_fps: float = DEFAULT_PREVIEW_FPS) -> None:
         super().__init__()
         self.initial_config = config or RunConfig()
         self.resume_dir = Path(resume_dir) if resume_dir else None
         self.preview = preview
+        self.preview_fps = preview_fps
         self.autostart = autostart or resume_dir is not None
         self.current_run = None
         self._stopping = False
         self._hard_exit_after_stop = False
+        self.collector = PacedCollector()
 
     # --- life cycle ------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -52,9 +56,14 @@ class MarioApp(App):
                 loop.add_signal_handler(sig, self._on_signal)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
+        self.collector.start()
+        self.set_interval(self.collector.period, self.collector.tick)
         self.push_screen(LaunchScreen(self.initial_config))
         if self.autostart:
             self.start_run(self.initial_config, self.resume_dir)
+
+    def on_unmount(self) -> None:
+        self.collector.stop()
 
     def _on_signal(self) -> None:
         self.shutdown()
@@ -85,7 +94,8 @@ class MarioApp(App):
     def _show_dashboard(self) -> None:
         from mario_tui.screens.dashboard import DashboardScreen
 
-        self.switch_screen(DashboardScreen(self.current_run, preview=self.preview))
+        self.switch_screen(DashboardScreen(self.current_run, preview=self.preview, preview_fps=self.preview_fps))
+        self.set_timer(1.0, self.collector.freeze)  # the dashboard and the run's objects are long-lived too
 
     @work(thread=True, exclusive=True, group="run-lifecycle")
     def stop_run(self, then: str = "exit") -> None:
@@ -181,14 +191,15 @@ class MarioApp(App):
         return self.initial_config.run_dir
 
 
-def run_app(config: RunConfig, resume_dir: str | None = None, preview: str = "auto") -> int:
+def run_app(config: RunConfig, resume_dir: str | None = None, preview: str = "auto",
+            preview_fps: float = DEFAULT_PREVIEW_FPS) -> int:
     from mario_tui.engine.session import process_context, start_process_helpers
     from mario_tui.widgets.frame_view import probe_graphics
 
     if preview in ("auto", "sixel", "kitty"):
         probe_graphics()  # asks the terminal what it can draw: only possible before Textual owns stdin
     start_process_helpers(process_context())  # the forkserver preloads torch while the user fills the form
-    app = MarioApp(config, resume_dir, preview=preview)
+    app = MarioApp(config, resume_dir, preview=preview, preview_fps=preview_fps)
     app.run()
     if app.current_run is not None and not app.current_run.stopped.is_set():  # the app crashed: never leak workers
         app.current_run.stop()

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import fields
 
+from mario_tui.defaults import DEFAULT_PREVIEW_FPS
 from mario_tui.engine.config import (
     ConfigError,
     RunConfig,
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Resume a run: its name under --run-dir, or a path to its folder or checkpoint.pt.")
     parser.add_argument("--preview", choices=("auto", "sixel", "kitty", "halfblock", "off"), default="auto",
                         help="How the app draws the game frame.")
+    parser.add_argument("--preview-fps", type=preview_fps, default=DEFAULT_PREVIEW_FPS, metavar="FPS",
+                        help="Game frames a second in the dashboard's live preview (1-30; each costs the training a "
+                             "little CPU, the replay viewer plays episodes at full speed).")
     defaults = RunConfig()
     for f in fields(RunConfig):
         kind = field_type(f.name)
@@ -100,6 +104,17 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     return config, resume_dir
 
 
+def preview_fps(text: str) -> float:
+    """argparse type for --preview-fps: a number of frames a second between 1 and 30."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= 30:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 30, got {text}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -115,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from mario_tui.app import run_app
 
-    return run_app(config, resume_dir, preview=args.preview)
+    return run_app(config, resume_dir, preview=args.preview, preview_fps=args.preview_fps)
 
 
 if __name__ == "__main__":

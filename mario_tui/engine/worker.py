@@ -33,6 +33,7 @@ from mario_tui.engine.trainer import make_buffer
 
 SAVE_REPLAY_COMMAND = 4  # runtime-defined control command: write the replay buffer beside the checkpoint
 WEIGHTS_WAIT_S = 120.0
+PREVIEW_PERIOD_S = 1 / 30  # the newest frame is published at most this often (the dashboard reads <= 30/s)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class WorkerLoop:
         self._t_loop = time.perf_counter()
         self._last_parent_check = 0.0
         self._last_mosaic = 0.0
+        self._last_preview = 0.0
         self._steps_window: list[tuple[float, int]] = []
 
     # --- helpers -----------------------------------------------------------------------------------
@@ -185,15 +187,17 @@ class WorkerLoop:
     def _on_step(self) -> None:
         if not self.seg.wants_preview():
             return
-        rgb = current_rgb_frame(self.env)
+        now = time.monotonic()
         preview_frames = getattr(self.model, "preview_frames", None)
         if preview_frames is None:
-            self.seg.publish_frame(rgb)
+            # The dashboard shows at most 30 frames a second: copying every step's frame would waste worker time.
+            if now - self._last_preview >= PREVIEW_PERIOD_S:
+                self._last_preview = now
+                self.seg.publish_frame(current_rgb_frame(self.env))
             return
-        now = time.monotonic()  # decoding costs a few ms: refresh the mosaic ~4 times a second, not every step
-        if now - self._last_mosaic >= 0.25:
+        if now - self._last_mosaic >= 0.25:  # decoding costs a few ms: refresh the mosaic ~4 times a second
             self._last_mosaic = now
-            self.seg.publish_frame(world_model_mosaic(rgb, preview_frames()))
+            self.seg.publish_frame(world_model_mosaic(current_rgb_frame(self.env), preview_frames()))
 
     def _handle_commands(self) -> None:
         for command in self.seg.control.take(self.id):

@@ -7,6 +7,8 @@ actions that take time (checkpoint, stop) run in thread workers so a key press i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,8 +18,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, RichLog, Static
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets.data_table import ColumnKey
 
+from mario_tui.defaults import DEFAULT_PREVIEW_FPS
 from mario_tui.engine.registry import REGISTRY
 from mario_tui.widgets.frame_view import FrameView
 from mario_tui.widgets.plots import MetricPlot
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 
 WORKER_COLUMNS = ("id", "state", "level", "episodes", "steps", "steps/s", "last R", "best R", "best x", "epsilon",
                   "grads sent", "heartbeat", "restarts", "last error")
+FIGURES_INTERVAL = 1.0  # s between table/panel refreshes: one DataTable cell change re-renders every cell (~7 ms)
 STATE_STYLES = {"running": "green", "paused": "yellow", "stale": "bold yellow", "restarting": "cyan",
                 "starting": "cyan", "dead": "bold red", "failed": "bold red reverse", "stopped": "dim"}
 
@@ -53,10 +59,13 @@ class CoordinatorPanel(Static):
     _last: str = ""
 
     def show(self, stats: dict[str, float], paused: bool, fractions: dict[str, float], model: str) -> None:
-        head = Text()
+        head = Text()  # the status line is always there, so pausing never changes the panel's height (a re-layout)
         if paused:
             head.append(" PAUSED ", style="bold black on yellow")
             head.append("  workers hold, no updates are applied — press p to resume\n")
+        else:
+            head.append(" TRAINING ", style="bold black on green")
+            head.append("  press p to pause\n")
         updates = int(stats.get("updates", 0))
         lines = [
             f"updates {updates:,}   {fmt(stats.get('updates_per_s', 0.0), '.2f')}/s   "
@@ -74,9 +83,10 @@ class CoordinatorPanel(Static):
         if fractions:
             lines.append("worker time: " + "  ".join(f"{k} {v:.0%}" for k, v in fractions.items()))
         head.append("\n".join(lines))
-        if head.plain != self._last:  # skip the re-layout when nothing changed (e.g. while paused)
+        if head.plain != self._last:  # skip the repaint when nothing changed (e.g. while paused)
+            same_height = head.plain.count("\n") == self._last.count("\n")
             self._last = head.plain
-            self.update(head)
+            self.update(head, layout=not same_height)  # a re-layout only when the line count changes
 
 
 class DashboardScreen(Screen):
@@ -96,6 +106,7 @@ class DashboardScreen(Screen):
     DEFAULT_CSS = """
     DashboardScreen #dash-left { width: 2fr; }
     DashboardScreen #dash-right { width: 1fr; min-width: 40; }
+    DashboardScreen #workers-box { height: auto; }
     DashboardScreen #workers { height: auto; max-height: 12; }
     DashboardScreen #dash-body { height: 1fr; }
     DashboardScreen #plots { grid-size: 2 2; height: 1fr; min-height: 16; }
@@ -103,20 +114,24 @@ class DashboardScreen(Screen):
     DashboardScreen #log { height: 1fr; border: round $primary; }
     """
 
-    def __init__(self, run: Run, preview: str = "auto") -> None:
+    def __init__(self, run: Run, preview: str = "auto", preview_fps: float = DEFAULT_PREVIEW_FPS) -> None:
         super().__init__()
         self.run = run
         self.preview_mode = preview
+        self.frame_interval = 1.0 / preview_fps
         self.selected_worker = 0
         self._frame_version = 0
         self._cells: dict[tuple[int, str], object] = {}
         self._plot_turn = -1
         self._episodes_drawn = [-1, -1]
         self._metrics_drawn = [-1, -1]
+        self._refresh_timers: list[Timer] = []
+        self._suspended = False
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
+        with Vertical(id="workers-box"):  # its own clip region: repaints elsewhere (the frame) skip the table
+            yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="dash-body"):
             with Vertical(id="dash-left"):
                 yield CoordinatorPanel(id="coordinator")
@@ -128,7 +143,7 @@ class DashboardScreen(Screen):
                     yield MetricPlot(title=value_name, id="plot-q", interval=0.1)
             with Vertical(id="dash-right"):
                 yield FrameView(mode=self.preview_mode, id="frame")
-                yield RichLog(id="log", max_lines=2000, wrap=True, markup=False)
+                yield Log(id="log", max_lines=2000)  # plain lines: Log is cheaper than RichLog (no Rich rendering)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -139,14 +154,37 @@ class DashboardScreen(Screen):
         for i in range(self.run.config.workers):
             table.add_row(*(["-"] * len(WORKER_COLUMNS)), key=str(i))
         self.query_one("#frame", FrameView).border_title = self.frame_title(0)
-        self.query_one("#log", RichLog).border_title = "training.log"
+        self.query_one("#log", Log).border_title = "training.log"
         self.run.set_preview_worker(0)
-        self.set_interval(0.5, self.refresh_figures)
-        self.set_interval(0.25, self.refresh_plots)
-        self.set_interval(0.1, self.refresh_frame)
-        self.set_interval(0.5, self.refresh_log)
+        # Timers are offset from each other: two updates landing in one frame repaint the rectangle around both
+        # (Textual unions the dirty regions), which can drag the plots into a frame-preview repaint.
+        timers = ((0.01, FIGURES_INTERVAL, self.refresh_figures), (0.125, 0.25, self.refresh_plots),
+                  (0.05, self.frame_interval, self.refresh_frame), (0.3, 0.5, self.refresh_log))
+        for offset, interval, callback in timers:
+            self.set_timer(offset, partial(self._start_timer, interval, callback))
         self.refresh_figures()
         self.refresh_log()
+
+    def _start_timer(self, interval: float, callback: Callable[[], None]) -> None:
+        self._refresh_timers.append(self.set_interval(interval, callback, pause=self._suspended))
+
+    def on_screen_suspend(self) -> None:
+        """Covered by another screen (replay viewer, help, a dialog): draw nothing and stop the frame feed, so
+        training (and the replay) get the CPU."""
+        self._suspended = True
+        for timer in self._refresh_timers:
+            timer.pause()
+        self.run.set_preview_worker(-1)
+
+    def on_screen_resume(self) -> None:
+        if not self._suspended:
+            return
+        self._suspended = False
+        self.run.set_preview_worker(self.selected_worker)
+        self._frame_version = 0
+        for timer in self._refresh_timers:
+            timer.resume()
+        self.refresh_figures()
 
     def frame_title(self, worker_id: int) -> str:
         if self.run.config.model == "dreamer":
@@ -157,19 +195,23 @@ class DashboardScreen(Screen):
     def refresh_figures(self) -> None:
         run = self.run
         table = self.query_one("#workers", DataTable)
-        for row in run.worker_rows():
-            for column, value in zip(WORKER_COLUMNS, worker_cells(row), strict=True):
-                key = (row.worker_id, column)
-                if self._cells.get(key) != value:  # a changed cell re-renders its row: skip unchanged ones
-                    self._cells[key] = value
-                    table.update_cell(str(row.worker_id), column, value)
+        with self.app.batch_update():
+            for row in run.worker_rows():
+                for column, value in zip(WORKER_COLUMNS, worker_cells(row), strict=True):
+                    key = (row.worker_id, column)
+                    if self._cells.get(key) != value:  # a changed cell re-renders its row: skip unchanged ones
+                        self._cells[key] = value
+                        # Widen the column only when the text outgrew it (else the table truncates "1,234,567" to
+                        # "1,234"); measuring widths on every update would cost a full table re-layout each time.
+                        wider = len(str(value)) > table.columns[ColumnKey(column)].content_width
+                        table.update_cell(str(row.worker_id), column, value, update_width=wider)
         self.query_one(CoordinatorPanel).show(run.coordinator_stats(), run.paused, run.worker_time_fractions(),
                                               run.config.model)
         self.sub_title = "PAUSED" if run.paused else ("stopping…" if run.stopped.is_set() else "training")
 
     def refresh_plots(self) -> None:
-        """One plot per tick, round robin (each redraws at most once a second): a plotext render costs ~35 ms,
-        and four at once would hold the event loop long enough to delay a key press."""
+        """One plot per tick, round robin, so each redraws at most once a second and the plot work is spread
+        evenly over time instead of landing in one frame."""
         turn = self._plot_turn = (self._plot_turn + 1) % 4
         if turn < 2:
             episodes = self.run.episodes
@@ -205,9 +247,7 @@ class DashboardScreen(Screen):
     def refresh_log(self) -> None:
         lines = self.run.new_log_lines()
         if lines:
-            log = self.query_one("#log", RichLog)
-            for line in lines:
-                log.write(line)
+            self.query_one("#log", Log).write_lines(lines)
 
     # --- selection and actions -------------------------------------------------------------------
     @on(DataTable.RowHighlighted, "#workers")

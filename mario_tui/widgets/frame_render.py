@@ -58,14 +58,11 @@ def _style(pair: int) -> Style:
     return style
 
 
-def halfblock_strips(frame: np.ndarray, width: int, height: int, background: Style | None = None) -> list[Strip]:
-    """Render `frame` (H×W×3 uint8, or H×W grey) into exactly `height` strips of `width` cells.
+def halfblock_cells(frame: np.ndarray, width: int, height: int) -> tuple[np.ndarray, int, int]:
+    """`frame` scaled to fit `width` × `height` half-block cells: (rows × columns packed colour pairs, left, top).
 
-    The image is scaled (nearest neighbour) to the largest size with the frame's aspect ratio that fits and is
-    centred; the margins use `background` (None: the terminal's default).
+    The image keeps the frame's aspect ratio (nearest neighbour) and is centred: `left`/`top` are the margins.
     """
-    if width <= 0 or height <= 0:
-        return []
     if frame.ndim == 2:
         frame = frame[:, :, None].repeat(3, axis=2)
     src_h, src_w = frame.shape[:2]
@@ -74,8 +71,14 @@ def halfblock_strips(frame: np.ndarray, width: int, height: int, background: Sty
     image = frame[rows_idx[:, None], cols_idx[None, :]].astype(np.uint32)
     packed = (image[..., 0] << 16) | (image[..., 1] << 8) | image[..., 2]  # out_h × out_w RGB ints
     cells = (packed[0::2].astype(np.uint64) << np.uint64(24)) | packed[1::2]  # rows × out_w colour pairs
-    n_rows = cells.shape[0]
+    return cells, (width - out_w) // 2, (height - cells.shape[0]) // 2
 
+
+def cell_rows_strips(cells: np.ndarray, width: int, left: int, background: Style | None = None) -> list[Strip]:
+    """One strip of `width` cells per row of `cells`, the image starting `left` cells in; margins in `background`."""
+    n_rows, out_w = cells.shape
+    if n_rows == 0:
+        return []
     # Run starts: every row start, and every cell whose colour pair differs from its left neighbour.
     change = np.empty(cells.shape, dtype=bool)
     change[:, 0] = True
@@ -86,15 +89,23 @@ def halfblock_strips(frame: np.ndarray, width: int, height: int, background: Sty
     row_bounds = np.searchsorted(starts, np.arange(n_rows + 1) * out_w).tolist()
 
     segments = [Segment(UPPER_HALF * n, _style(p)) for p, n in zip(pairs.tolist(), lengths.tolist(), strict=True)]
-    left = (width - out_w) // 2
     right = width - out_w - left
     left_pad = [Segment(" " * left, background)] if left else []
     right_pad = [Segment(" " * right, background)] if right else []
+    return [Strip([*left_pad, *segments[row_bounds[r]:row_bounds[r + 1]], *right_pad], width) for r in range(n_rows)]
 
-    top = (height - n_rows) // 2
+
+def halfblock_strips(frame: np.ndarray, width: int, height: int, background: Style | None = None) -> list[Strip]:
+    """Render `frame` (H×W×3 uint8, or H×W grey) into exactly `height` strips of `width` cells.
+
+    The image is scaled (nearest neighbour) to the largest size with the frame's aspect ratio that fits and is
+    centred; the margins use `background` (None: the terminal's default).
+    """
+    if width <= 0 or height <= 0:
+        return []
+    cells, left, top = halfblock_cells(frame, width, height)
     blank = Strip.blank(width, background)
     strips = [blank] * top
-    strips.extend(Strip([*left_pad, *segments[row_bounds[r]:row_bounds[r + 1]], *right_pad], width)
-                  for r in range(n_rows))
+    strips.extend(cell_rows_strips(cells, width, left, background))
     strips.extend([blank] * (height - len(strips)))
     return strips

@@ -1,9 +1,11 @@
 """`FrameView`: a game frame in colour — half-block cells everywhere, sixel/kitty graphics where the terminal has them.
 
 Half-block mode uses the Line API with strips cached per (frame, size, style), so a repaint for another reason costs
-nothing and a new frame costs one `halfblock_strips` call (a few ms). Graphics modes need the optional
-`textual-image` package and a terminal probe that must run before the App starts (Textual owns stdin afterwards):
-call `probe_graphics()` before `App.run()`. Without that, or headless, they fall back to half blocks.
+nothing. A new frame of the same size rebuilds and repaints only the cell rows that changed: the sky, the HUD and
+anything not scrolling stay as they were, which saves Textual most of its per-line work (and garbage).
+Graphics modes need the optional `textual-image` package and a terminal probe that must run before the App starts
+(Textual owns stdin afterwards): call `probe_graphics()` before `App.run()`. Without that, or headless, they fall
+back to half blocks.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from typing import Any
 import numpy as np
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from mario_tui.widgets.frame_render import halfblock_strips
+from mario_tui.widgets.frame_render import cell_rows_strips, halfblock_cells
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,12 @@ def probe_graphics() -> str:
     """
     global _best, _graphics_ok
     if not _graphics_ok:
+        # A terminal that leaves the probe unanswered makes textual-image log a warning with a traceback; with no
+        # logging configured, Python's last-resort handler would print it on the user's screen. Half blocks are the
+        # documented fallback, so keep it quiet (a handler configured by the caller still gets the record).
+        image_log = logging.getLogger("textual_image")
+        if not any(isinstance(h, logging.NullHandler) for h in image_log.handlers):
+            image_log.addHandler(logging.NullHandler())
         try:
             import textual_image.widget  # noqa: F401  (probes the terminal and caches the cell size)
             from textual_image.renderable import Image, SixelImage, TGPImage
@@ -95,6 +104,9 @@ class FrameView(Widget):
         self._cache_frame: np.ndarray | None = None
         self._cache_key: tuple[Any, ...] | None = None
         self._cache_lines: list[Strip] = []
+        self._cache_cells: np.ndarray | None = None  # packed colour pairs behind the cached half-block lines
+        self._cache_origin = (0, 0)  # (left, top) of the image inside the widget
+        self.rows_repainted = 0  # cell rows rebuilt by the last incremental update (tests, benchmarks)
 
     def validate_mode(self, mode: str) -> str:
         if mode not in MODES:
@@ -120,7 +132,7 @@ class FrameView(Widget):
         if frame.dtype != np.uint8 or frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] != 3):
             raise ValueError(f"expected an H×W×3 or H×W uint8 frame, got {frame.dtype} {frame.shape}")
         self._frame = frame.copy()  # the caller may reuse its buffer (shared memory, a replay list)
-        self.call_later(self.refresh)  # post_message underneath: thread-safe, and a no-op once closed
+        self.call_later(self._show_new_frame)  # post_message underneath: thread-safe, and a no-op once closed
 
     # --- modes ---------------------------------------------------------------------------------------
     def _apply_mode(self) -> None:
@@ -159,6 +171,34 @@ class FrameView(Widget):
         self._shown = frame
         self._image_widget.image = Image.fromarray(frame)  # type: ignore[attr-defined]
 
+    def _show_new_frame(self) -> None:
+        """Repaint for a new frame: only the changed cell rows when the cached lines are for the same size/style."""
+        frame = self._frame
+        width, height = self.size
+        key = (self.active_mode, width, height, self.visual_style.rich_style)
+        if (frame is None or self.active_mode != "halfblock" or key != self._cache_key or self._cache_cells is None
+                or frame is self._cache_frame):
+            self.refresh()
+            return
+        cells, left, top = halfblock_cells(frame, width, height)
+        if cells.shape != self._cache_cells.shape or (left, top) != self._cache_origin:
+            self.refresh()
+            return
+        changed = np.flatnonzero((cells != self._cache_cells).any(axis=1)).tolist()
+        lines = list(self._cache_lines)
+        for row, strip in zip(changed, cell_rows_strips(cells[changed], width, left, key[3]), strict=True):
+            lines[top + row] = strip
+        self._cache_frame, self._cache_cells, self._cache_lines = frame, cells, lines
+        self.rows_repainted = len(changed)
+        regions: list[Region] = []  # one per run of consecutive changed rows
+        for row in changed:
+            if regions and regions[-1].bottom == top + row:
+                regions[-1] = regions[-1].grow((0, 0, 1, 0))
+            else:
+                regions.append(Region(0, top + row, width, 1))
+        if regions:
+            self.refresh(*regions)
+
     # --- Line API ------------------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
         lines = self._lines()
@@ -172,8 +212,12 @@ class FrameView(Widget):
         key = (self.active_mode, width, height, background)
         if frame is self._cache_frame and key == self._cache_key:
             return self._cache_lines
-        if self.active_mode == "halfblock" and frame is not None:
-            lines = halfblock_strips(frame, width, height, background)
+        self._cache_cells = None
+        if self.active_mode == "halfblock" and frame is not None and width > 0 and height > 0:
+            cells, left, top = halfblock_cells(frame, width, height)
+            lines = [Strip.blank(width, background)] * height
+            lines[top:top + cells.shape[0]] = cell_rows_strips(cells, width, left, background)
+            self._cache_cells, self._cache_origin = cells, (left, top)
         elif self.active_mode in GRAPHICS_MODES:
             lines = []  # the child image widget covers us
         else:

@@ -1,10 +1,9 @@
 """`MetricPlot`: training curves — raw values as a faint line under a bold EMA — cheap enough to live-update.
 
-A plotext redraw costs ~30 ms per 2,000 points and grows linearly, so `set_series` only stores data; a timer
-redraws at most every `interval` seconds, and only what a terminal can show: each line decimated to ~2 points per
-cell column (braille resolution), keeping spikes. Everything goes through the widget's own `plt` (plotext's module
-API is global state shared by every plot). Log scale is drawn as log10(y) with relabelled ticks: plotext's
-`yscale("log")` raises on re-render.
+`set_series` only stores data; a timer redraws at most every `interval` seconds, and only what a terminal can show:
+each line decimated to ~2 points per cell column (braille resolution), keeping spikes. Drawing is numpy braille
+(`chart_render.render_chart`) through the Line API rather than textual-plotext: see that module for the benchmark
+behind that choice. Log scale is drawn as log10(y) with relabelled ticks.
 """
 
 from __future__ import annotations
@@ -12,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from textual.color import Color
-from textual_plotext import PlotextPlot
-from textual_plotext.plot import Plot
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+from textual.widget import Widget
 
+from mario_tui.widgets.chart_render import ChartLine, format_tick, render_chart
 from mario_tui.widgets.series import downsample, ema
 
 RGB = tuple[int, int, int]
@@ -27,16 +28,31 @@ def faint(color: RGB, background: RGB, amount: float = 0.6) -> RGB:
     return tuple(round(c + (b - c) * amount) for c, b in zip(color, background, strict=True))  # type: ignore[return-value]
 
 
-def draw_series(plt: Plot, series: Mapping[str, tuple[np.ndarray, np.ndarray]], width: int, *, title: str = "",
-                xlabel: str = "", ylabel: str = "", alpha: float = 0.05, log_y: bool = False,
-                background: RGB = (0, 0, 0)) -> int:
-    """Replace `plt`'s data with each series (raw faint + EMA bold), decimated to 2×`width`; returns points drawn.
+def rgb_style(color: RGB, bold: bool = False) -> Style:
+    return Style.parse(f"{'bold ' if bold else ''}rgb({color[0]},{color[1]},{color[2]})")
 
-    Non-finite points (and non-positive ones with `log_y`) are dropped; empty series are skipped.
+
+def with_ends(xs: np.ndarray, ys: np.ndarray, picked_x: np.ndarray, picked_y: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The decimated points plus the series' first and last points, so the axis spans the whole series."""
+    if picked_x[0] != xs[0]:
+        picked_x, picked_y = np.insert(picked_x, 0, xs[0]), np.insert(picked_y, 0, ys[0])
+    if picked_x[-1] != xs[-1]:
+        picked_x, picked_y = np.append(picked_x, xs[-1]), np.append(picked_y, ys[-1])
+    return picked_x, picked_y
+
+
+Series = Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+
+def chart_lines(series: Series, width: int, *, alpha: float = 0.05, log_y: bool = False,
+                background: RGB = (0, 0, 0)) -> tuple[list[ChartLine], dict[str, tuple[float, float]]]:
+    """Each series as two lines (raw faint, EMA bold on top), decimated to 2×`width` points; and per series its
+    (last value, last EMA). Non-finite points (and non-positive ones with `log_y`) are dropped; empty series skipped.
     """
-    plt.clear_data()
     n = max(2, 2 * width)
-    drawn, lows, highs, last = 0, [], [], ""
+    lines: list[ChartLine] = []
+    last: dict[str, tuple[float, float]] = {}
     for i, (name, (xs, ys)) in enumerate(series.items()):
         keep = np.isfinite(xs) & np.isfinite(ys)
         if log_y:
@@ -48,50 +64,38 @@ def draw_series(plt: Plot, series: Mapping[str, tuple[np.ndarray, np.ndarray]], 
             y = np.log10(y)
         smooth = ema(y, alpha)
         color = PALETTE[i % len(PALETTE)]
-        raw_x, raw_y = downsample(x, y, n)
-        ema_x, ema_y = downsample(x, smooth, n)
-        plt.plot(raw_x.tolist(), raw_y.tolist(), marker="braille", color=faint(color, background))
-        plt.plot(ema_x.tolist(), ema_y.tolist(), marker="braille", color=color, style="bold",
-                 label=name if len(series) > 1 else None)
-        drawn += raw_y.size + ema_y.size
-        lows.append(raw_y.min())
-        highs.append(raw_y.max())
-        value, smoothed = (10 ** y[-1], 10 ** smooth[-1]) if log_y else (y[-1], smooth[-1])
-        last = f"last {value:.4g} · ema {smoothed:.4g}"
-    plt.title(f"{title}   {last}" if len(series) == 1 and last else title or "")
-    plt.xlabel(xlabel)
-    plt.ylabel(ylabel)
-    if log_y and drawn:
-        ticks = np.linspace(min(lows), max(highs), 5) if max(highs) > min(lows) else np.array([min(lows)])
-        plt.yticks(ticks.tolist(), [f"{10 ** t:.3g}" for t in ticks])
-    return drawn
+        lines.append(ChartLine(*with_ends(x, y, *downsample(x, y, n)), rgb_style(faint(color, background))))
+        lines.append(ChartLine(*with_ends(x, smooth, *downsample(x, smooth, n)), rgb_style(color, bold=True)))
+        last[name] = (10 ** y[-1], 10 ** smooth[-1]) if log_y else (y[-1], smooth[-1])
+    return lines, last
 
 
-class MetricPlot(PlotextPlot):
+class MetricPlot(Widget):
     """One or more named series against an index (updates, episodes), raw and EMA-smoothed."""
 
-    DEFAULT_CSS = "MetricPlot { min-height: 6; min-width: 20; }"
+    DEFAULT_CSS = "MetricPlot { width: 1fr; height: 1fr; min-height: 6; min-width: 20; }"
 
-    def __init__(self, title: str = "", *, xlabel: str = "", ylabel: str = "", alpha: float = 0.05,
-                 log_y: bool = False, interval: float = 0.5, name: str | None = None, id: str | None = None,
-                 classes: str | None = None, disabled: bool = False) -> None:
+    def __init__(self, title: str = "", *, xlabel: str = "", alpha: float = 0.05, log_y: bool = False,
+                 interval: float = 0.5, name: str | None = None, id: str | None = None, classes: str | None = None,
+                 disabled: bool = False) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self.title = title
         self.xlabel = xlabel
-        self.ylabel = ylabel
         self.alpha = alpha
         self.log_y = log_y
         self.interval = interval
         self.points_drawn = 0
         self._series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._dirty = True
+        self._lines: list[Strip] = []
 
-    def on_mount(self) -> None:  # PlotextPlot's own on_mount runs too (Textual calls every class's handler)
+    def on_mount(self) -> None:
         self.set_interval(self.interval, self.redraw_if_dirty)
         self.redraw_if_dirty()
 
     def on_resize(self) -> None:
-        self._dirty = True  # the decimation target follows the width
+        self._dirty = True  # the decimation target and the canvas follow the size
+        self.redraw_if_dirty()
 
     def set_series(self, name: str, xs: np.ndarray | None, ys: np.ndarray) -> None:
         """Store (a copy of) a series — x defaults to 0..n−1 — and mark the plot for the next timed redraw."""
@@ -112,16 +116,42 @@ class MetricPlot(PlotextPlot):
 
     def redraw_if_dirty(self) -> None:
         """Timer callback: redraw when data or size changed since the last redraw."""
-        if self._dirty and self.size.width > 0:
+        if self._dirty and self.size.width > 0 and self.size.height > 0:
             self.redraw()
 
     def redraw(self) -> None:
         self._dirty = False
-        try:
-            surface = Color.parse(self.app.theme_variables.get("surface", "black")).rgb
-        except Exception:  # an unparsable theme value must not stop the plot
-            surface = (0, 0, 0)
-        self.points_drawn = draw_series(self.plt, self._series, self.size.width, title=self.title,
-                                        xlabel=self.xlabel, ylabel=self.ylabel, alpha=self.alpha, log_y=self.log_y,
-                                        background=surface)
+        base = self.rich_style
+        background = base.bgcolor.get_truecolor() if base.bgcolor is not None else None
+        surface: RGB = (background.red, background.green, background.blue) if background else (0, 0, 0)
+        width, height = self.size
+        lines, last = chart_lines(self._series, width, alpha=self.alpha, log_y=self.log_y, background=surface)
+        y_labels = None
+        if self.log_y and lines:
+            low = min(float(line.ys.min()) for line in lines)
+            high = max(float(line.ys.max()) for line in lines)
+            y_labels = [f"{10 ** t:.3g}" for t in (high, (high + low) / 2, low)]
+        self._lines = render_chart(lines, width, height, title=self._title_segments(last, base), xlabel=self.xlabel,
+                                   background=base, label_style=base + Style(dim=True), y_labels=y_labels)
+        self.points_drawn = sum(line.ys.size for line in lines)
         self.refresh()
+
+    def _title_segments(self, last: dict[str, tuple[float, float]], base: Style) -> list[Segment]:
+        """The title, then "last · ema" for one series, or a coloured legend for several."""
+        segments = [Segment(self.title, base + Style(bold=True))]
+        if len(self._series) == 1 and last:
+            value, smoothed = next(iter(last.values()))
+            segments.append(Segment(f"   last {format_tick(value)} · ema {format_tick(smoothed)}", base))
+        elif len(self._series) > 1:
+            for i, name in enumerate(self._series):
+                segments.append(Segment(f"   ━ {name}", base + rgb_style(PALETTE[i % len(PALETTE)], bold=True)))
+        return segments
+
+    def render_line(self, y: int) -> Strip:
+        if 0 <= y < len(self._lines):
+            return self._lines[y]
+        return Strip.blank(self.size.width, self.rich_style)
+
+    def plain_text(self) -> str:
+        """What the plot shows, as text (for tests and debugging)."""
+        return "\n".join(strip.text for strip in self._lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from mario_tui.app import MarioApp
 from mario_tui.engine.config import RunConfig
 from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
 from mario_tui.screens.launch import LaunchScreen
-from mario_tui.screens.modals import ConfirmScreen
+from mario_tui.screens.modals import ConfirmScreen, HelpScreen
 
 
 def tiny(tmp_path: Path, **changes) -> RunConfig:
@@ -80,6 +81,7 @@ async def test_launch_form_validates_inline_and_disables_launch(tmp_path, apps):
 
 
 async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps):
+    gc_threshold = gc.get_threshold()
     app = MarioApp(tiny(tmp_path, name="pilot"))
     apps.append(app)
     async with app.run_test(size=(160, 50)) as pilot:
@@ -93,6 +95,8 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps):
         await pilot.pause(0.5)
         steps_cell = table.get_cell("0", "steps")
         assert steps_cell not in ("-", "0")
+        for column in table.columns.values():  # columns grow with their numbers: nothing is cut off
+            assert column.content_width >= max(len(str(table.get_cell(row, column.key))) for row in ("0", "1"))
         panel_text = str(app.screen.query_one(CoordinatorPanel).render())
         assert "updates" in panel_text and "policy lag" in panel_text
 
@@ -109,6 +113,15 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps):
         await pilot.press("s")
         await wait_until(pilot, lambda: run.paths.checkpoint.exists(), 30, "checkpoint")
 
+        dashboard = app.screen
+        await pilot.press("question_mark")  # covered by help: the dashboard stops drawing and the frame feed stops
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), 10, "help screen")
+        assert run._segments.control.preview_worker == -1
+        assert dashboard._suspended and dashboard._refresh_timers
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is dashboard, 10, "back to the dashboard")
+        assert run._segments.control.preview_worker == 0 and not dashboard._suspended
+
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
@@ -117,6 +130,7 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps):
     assert run.stopped.is_set()
     assert run.paths.weights.exists()
     assert "stopped; shared memory released" in run.paths.log.read_text()
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == gc_threshold  # the app's GC pacing undone
 
 
 async def test_resume_a_previous_run_from_the_runs_list(tmp_path, apps):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from rich.color import Color
+from rich.style import Style
 
+from mario_tui.widgets.chart_render import ChartLine, format_tick, rasterise, render_chart
 from mario_tui.widgets.frame_render import UPPER_HALF, fit_size, halfblock_strips, scale_indices
 from mario_tui.widgets.q_bars import bar, fractions
 from mario_tui.widgets.series import downsample, ema
@@ -126,3 +128,42 @@ def test_q_bar_lengths():
 def test_style_colours_are_truecolor():
     strip = halfblock_strips(np.full((2, 2, 3), 7, np.uint8), 2, 1)[0]
     assert list(strip)[0].style.color == Color.from_rgb(7, 7, 7)
+
+
+def test_rasterise_joins_dots_without_gaps():
+    xs, ys = rasterise(np.array([0, 10, 10]), np.array([0, 3, -5]))
+    assert (xs[0], ys[0]) == (0, 0) and (xs[-1], ys[-1]) == (10, -5)
+    steps = np.maximum(np.abs(np.diff(xs)), np.abs(np.diff(ys)))
+    assert steps.max() <= 1  # every dot touches the next one: a continuous line
+
+
+def test_chart_braille_dots_layout_and_colour_order():
+    red, blue = Style(color="rgb(255,0,0)"), Style(color="rgb(0,0,255)")
+    flat_top = ChartLine(np.array([0.0, 9.0]), np.array([1.0, 1.0]), red)
+    diagonal = ChartLine(np.array([0.0, 9.0]), np.array([0.0, 1.0]), blue)
+    strips = render_chart([flat_top, diagonal], 30, 8, title="t", xlabel="x")
+    assert len(strips) == 8 and all(strip.cell_length == 30 for strip in strips)
+    assert strips[0].text.startswith(" t")
+    canvas = [strip.text[strip.text.index(c) + 1:] for strip in strips[1:6] for c in "┤│" if c in strip.text]
+    assert len(canvas) == 5
+    # The flat line at the maximum lights the top dot row of every cell of the first canvas row (dots 1 and 4)...
+    assert len(canvas[0]) == 30 - len("0.5┤") and all((ord(ch) - 0x2800) & 0x09 == 0x09 for ch in canvas[0])
+    # ... and the diagonal, drawn last, owns (colours) the cell it shares with it at the top right.
+    top_right = [seg for seg in strips[1] if seg.text.strip() and seg.text[-1] == strips[1].text[-1]][-1]
+    assert top_right.style == blue
+    assert strips[-1].text.split() == ["0", "x", "9"]  # x ticks and the label
+    assert "1┤" in strips[1].text and "0┤" in strips[5].text
+
+
+def test_chart_handles_empty_flat_and_tiny_sizes():
+    assert len(render_chart([], 20, 6, title="empty")) == 6
+    flat = ChartLine(np.arange(5.0), np.full(5, 3.0), Style())
+    strips = render_chart([flat], 20, 6)
+    assert any(chr(0x2800) < ch <= chr(0x28FF) for strip in strips for ch in strip.text)
+    assert [strip.cell_length for strip in render_chart([flat], 6, 3)] == [6, 6, 6]  # canvas only
+    assert render_chart([flat], 0, 5) == []
+
+
+def test_tick_labels_stay_short():
+    assert [format_tick(v) for v in (0, 0.00123, 1.5, 250.4, 12_345, 3_400_000, float("nan"))] == [
+        "0", "0.00123", "1.5", "250", "12.3k", "3.4M", "-"]

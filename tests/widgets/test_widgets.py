@@ -9,7 +9,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widget import Widget
 
-from mario_tui.widgets.frame_render import UPPER_HALF
+from mario_tui.widgets.frame_render import UPPER_HALF, halfblock_strips
 from mario_tui.widgets.frame_view import FrameView, resolve_mode
 from mario_tui.widgets.plots import MetricPlot
 from mario_tui.widgets.q_bars import QValueBars
@@ -50,6 +50,26 @@ async def test_frame_view_renders_coloured_half_blocks_after_update_frame():
         assert coloured and all(seg.style.color and seg.style.bgcolor for seg in coloured)
         assert {seg.style.color.triplet for seg in coloured} >= {(92, 148, 252), (200, 76, 12)}
         assert sum(seg.cell_length for seg in coloured) >= 0.9 * width * height * 0.9  # fills one side
+
+
+async def test_a_new_frame_repaints_only_the_rows_that_changed_and_matches_a_full_render():
+    view = FrameView()
+    async with OneWidget(view).run_test(size=(100, 40)) as pilot:
+        first = make_frame()
+        view.update_frame(first)
+        await pilot.pause()
+        width, height = view.size
+        second = first.copy()
+        second[200:208, 40:60] = (0, 200, 0)  # a small change near the bottom: a few cell rows
+        view.update_frame(second)
+        await pilot.pause()
+        assert 0 < view.rows_repainted <= 3
+        full = halfblock_strips(second, width, height, view.visual_style.rich_style)
+        assert [view.render_line(y).text for y in range(height)] == [strip.text for strip in full]
+        assert [list(view.render_line(y)) for y in range(height)] == [list(strip) for strip in full]
+        view.update_frame(second.copy())  # identical content: nothing to repaint
+        await pilot.pause()
+        assert view.rows_repainted == 0
 
 
 async def test_frame_view_follows_resizes_and_accepts_frames_from_threads():
@@ -107,7 +127,7 @@ async def test_metric_plot_redraws_with_data_nans_and_nothing():
         plot.set_series("reward", np.arange(ys.size), ys)
         plot.redraw()
         assert 0 < plot.points_drawn <= 2 * 2 * 2 * plot.size.width  # raw + EMA, each ≤ 2 points per column
-        assert "episode reward" in str(plot.render())
+        assert "episode reward" in plot.plain_text() and "episode" in plot.plain_text().splitlines()[-1]
         ys[::3] = np.nan
         plot.set_series("reward", None, ys)
         plot.set_series("other", np.arange(3), np.array([np.nan, np.inf, np.nan]))  # nothing finite
@@ -117,7 +137,7 @@ async def test_metric_plot_redraws_with_data_nans_and_nothing():
         plot.set_series("reward", [], [])
         plot.redraw()
         assert plot.points_drawn == 0
-        str(plot.render())
+        assert "episode reward" in plot.plain_text()
 
 
 async def test_metric_plot_redraws_on_its_timer_only_when_dirty():
@@ -127,8 +147,8 @@ async def test_metric_plot_redraws_on_its_timer_only_when_dirty():
         assert plot.points_drawn == 0
         await pilot.pause(0.2)
         assert plot.points_drawn > 0
-        rendered = str(plot.render())
-        assert "loss" in rendered and "0.00781" in rendered  # log axis with relabelled ticks
+        rendered = plot.plain_text()
+        assert "loss" in rendered and "0.00781┤" in rendered  # log axis with relabelled ticks
         plot.points_drawn = -1
         await pilot.pause(0.2)
         assert plot.points_drawn == -1  # nothing changed: no redraw
