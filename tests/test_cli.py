@@ -36,3 +36,10 @@ def test_resume_refuses_to_change_the_network_shape(tmp_path):
     proc = mario("--batch", "--run-dir", str(tmp_path / "checkpoints"), "--resume", "old", "--frame-size", "42")
     assert proc.returncode == 2
     assert "--frame-size: cannot change when resuming" in proc.stderr
+
+
+def test_preview_fps_is_checked_before_anything_starts(tmp_path):
+    for bad, message in (("0", "must be between 1 and 30"), ("fast", "not a number: 'fast'")):
+        proc = mario("--run-dir", str(tmp_path), "--preview-fps", bad)
+        assert proc.returncode == 2
+        assert f"--preview-fps: {message}" in proc.stderr and "Traceback" not in proc.stderr

@@ -7,9 +7,9 @@ actions that take time (checkpoint, stop) run in thread workers so a key press i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.text import Text
@@ -49,6 +49,45 @@ def worker_cells(row: WorkerRow) -> tuple:
     return (str(row.worker_id), state, row.level, f"{row.episodes:,}", f"{row.steps:,}", f"{row.steps_per_s:.0f}",
             f"{row.last_reward:.0f}", f"{row.best_reward:.0f}", str(row.best_x_pos), f"{row.epsilon:.3f}",
             f"{row.grads_sent:,}", beat, str(row.restarts), Text(row.last_error[:60], style="red"))
+
+
+def metric_value(row: dict[str, float], key: str) -> float:
+    return row.get(key, math.nan)
+
+
+class SeriesTail:
+    """Numeric columns of a capped history that another thread appends to (a deque), converted incrementally:
+    each `update` reads only the items added since the last one (found by identity from the right)."""
+
+    def __init__(self, x_key: str, columns: dict[str, Callable[[Any], float]], cap: int = 100_000) -> None:
+        self.x_key = x_key
+        self.cap = cap
+        self.version = 0  # bumps when new items arrived
+        self._getters = columns
+        self._columns: dict[str, list[float]] = {key: [] for key in columns}
+        self._last: object = None
+
+    def update(self, history: Iterable[Any]) -> None:
+        items = list(history)  # one C-level copy: the appending thread cannot change it under us
+        if not items or items[-1] is self._last:
+            return
+        start = len(items)
+        while start > 0 and items[start - 1] is not self._last:
+            start -= 1
+        if start == 0:  # first call, or everything we had was dropped from the history: start over
+            for values in self._columns.values():
+                values.clear()
+        new = items[start:]
+        for key, get in self._getters.items():
+            values = self._columns[key]
+            values.extend(float(get(item)) for item in new)
+            if len(values) > self.cap:
+                del values[: len(values) - self.cap]
+        self._last = items[-1]
+        self.version += 1
+
+    def column(self, key: str) -> np.ndarray:
+        return np.asarray(self._columns[key], dtype=np.float64)
 
 
 class CoordinatorPanel(Static):
@@ -123,8 +162,14 @@ class DashboardScreen(Screen):
         self._frame_version = 0
         self._cells: dict[tuple[int, str], object] = {}
         self._plot_turn = -1
-        self._episodes_drawn = [-1, -1]
-        self._metrics_drawn = [-1, -1]
+        loss_name, value_name = REGISTRY[run.config.model].headline
+        self._plot_sources = (("#plot-reward", "reward"), ("#plot-x", "x_pos"), ("#plot-loss", loss_name),
+                              ("#plot-q", value_name))
+        self._episode_tail = SeriesTail("index", {"index": lambda e: e.index, "reward": lambda e: e.reward,
+                                                  "x_pos": lambda e: e.x_pos})
+        self._metric_tail = SeriesTail("updates", {key: partial(metric_value, key=key)
+                                                   for key in ("updates", loss_name, value_name)})
+        self._drawn_version = [-1, -1, -1, -1]
         self._refresh_timers: list[Timer] = []
         self._suspended = False
 
@@ -136,11 +181,11 @@ class DashboardScreen(Screen):
             with Vertical(id="dash-left"):
                 yield CoordinatorPanel(id="coordinator")
                 with Grid(id="plots"):
-                    yield MetricPlot(title="episode reward", id="plot-reward", interval=0.1)
-                    yield MetricPlot(title="x position per episode", id="plot-x", interval=0.1)
+                    yield MetricPlot(title="episode reward", xlabel="episode", id="plot-reward", interval=0.1)
+                    yield MetricPlot(title="x position per episode", xlabel="episode", id="plot-x", interval=0.1)
                     loss_name, value_name = REGISTRY[self.run.config.model].headline
-                    yield MetricPlot(title=loss_name, id="plot-loss", interval=0.1)
-                    yield MetricPlot(title=value_name, id="plot-q", interval=0.1)
+                    yield MetricPlot(title=loss_name, xlabel="update", id="plot-loss", interval=0.1)
+                    yield MetricPlot(title=value_name, xlabel="update", id="plot-q", interval=0.1)
             with Vertical(id="dash-right"):
                 yield FrameView(mode=self.preview_mode, id="frame")
                 yield Log(id="log", max_lines=2000)  # plain lines: Log is cheaper than RichLog (no Rich rendering)
@@ -211,29 +256,16 @@ class DashboardScreen(Screen):
 
     def refresh_plots(self) -> None:
         """One plot per tick, round robin, so each redraws at most once a second and the plot work is spread
-        evenly over time instead of landing in one frame."""
+        evenly over time instead of landing in one frame. Histories are converted incrementally (a long run holds
+        20k metric rows and up to 100k episodes: re-reading them all each time cost milliseconds per plot)."""
         turn = self._plot_turn = (self._plot_turn + 1) % 4
-        if turn < 2:
-            episodes = self.run.episodes
-            if len(episodes) == self._episodes_drawn[turn]:
-                return
-            self._episodes_drawn[turn] = len(episodes)
-            items = list(episodes)
-            xs = np.array([e.index for e in items], dtype=float)
-            if turn == 0:
-                self.query_one("#plot-reward", MetricPlot).set_series("reward", xs, np.array([e.reward for e in items]))
-            else:
-                self.query_one("#plot-x", MetricPlot).set_series("x_pos", xs, np.array([e.x_pos for e in items]))
+        tail = self._episode_tail if turn < 2 else self._metric_tail
+        tail.update(self.run.episodes if turn < 2 else self.run.metric_history)
+        if tail.version == self._drawn_version[turn]:
             return
-        history = self.run.metric_history
-        if not len(history) or history[-1]["updates"] == self._metrics_drawn[turn - 2]:
-            return
-        self._metrics_drawn[turn - 2] = history[-1]["updates"]
-        items = list(history)
-        xs = np.array([m["updates"] for m in items], dtype=float)
-        key = REGISTRY[self.run.config.model].headline[turn - 2]
-        plot_id = ("#plot-loss", "#plot-q")[turn - 2]
-        self.query_one(plot_id, MetricPlot).set_series(key, xs, np.array([m.get(key, math.nan) for m in items]))
+        self._drawn_version[turn] = tail.version
+        plot_id, key = self._plot_sources[turn]
+        self.query_one(plot_id, MetricPlot).set_series(key, tail.column(tail.x_key), tail.column(key))
 
     def refresh_frame(self) -> None:
         frame_view = self.query_one("#frame", FrameView)
