@@ -18,8 +18,10 @@ import argparse
 import asyncio
 import itertools
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 from textual import events
 from textual.app import ComposeResult
@@ -35,6 +37,15 @@ from mario_tui.screens.dashboard import DashboardScreen
 
 LATENCIES: list[float] = []
 PRESSES = 60  # per app round
+TEST_SIZE: dict = {"size": (160, 50)}  # run_test arguments; --terminal draws into the real terminal instead
+REPORT: list[str] = []
+
+
+def report(line: str) -> None:
+    """Print now when headless; with --terminal the app owns the screen, so lines are printed after it exits."""
+    REPORT.append(line)
+    if TEST_SIZE.get("headless", True):
+        print(line, flush=True)
 PREVIEW_FPS = [DEFAULT_PREVIEW_FPS]
 
 
@@ -65,7 +76,7 @@ def batch_round(run_dir: str, name: str, seconds: float) -> tuple[float, float]:
 
 async def app_round(run_dir: str, name: str, seconds: float) -> tuple[float, float]:
     app = MarioApp(config_for(run_dir, name), autostart=True, preview="halfblock", preview_fps=PREVIEW_FPS[0])
-    async with app.run_test(size=(160, 50)) as pilot:
+    async with app.run_test(**TEST_SIZE) as pilot:
         while not isinstance(app.screen, DashboardScreen):
             await pilot.pause(0.2)
         run = app.current_run
@@ -99,7 +110,7 @@ async def same_run_windows(run_dir: str, windows: int, seconds: float) -> list[t
     """(dashboard shown?, frames/s, updates/s) per window of one run, alternating shown / hidden."""
     app = MarioApp(config_for(run_dir, "same"), autostart=True, preview="halfblock", preview_fps=PREVIEW_FPS[0])
     results = []
-    async with app.run_test(size=(160, 50)) as pilot:
+    async with app.run_test(**TEST_SIZE) as pilot:
         while not isinstance(app.screen, DashboardScreen):
             await pilot.pause(0.2)
         run = app.current_run
@@ -113,8 +124,8 @@ async def same_run_windows(run_dir: str, windows: int, seconds: float) -> list[t
             await pilot.pause(1.0)  # let the switch settle
             frames, updates = await loop.run_in_executor(None, measure, run, seconds, lambda: time.sleep(0.5))
             results.append((shown, frames, updates))
-            print(f"  window {i + 1}: dashboard {'live  ' if shown else 'hidden'} {frames:.0f} frames/s "
-                  f"{updates:.2f} upd/s", flush=True)
+            report(f"  window {i + 1}: dashboard {'live  ' if shown else 'hidden'} {frames:.0f} frames/s "
+                  f"{updates:.2f} upd/s")
         if isinstance(app.screen, BlankScreen):
             app.pop_screen()
             await pilot.pause(1.0)
@@ -141,34 +152,50 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=0, help="separate batch/app run pairs (0: skip)")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds measured per separate run")
     parser.add_argument("--preview-fps", type=float, default=DEFAULT_PREVIEW_FPS, help="the dashboard's frame rate")
+    parser.add_argument("--terminal", action="store_true",
+                        help="draw into this (real) terminal, e.g. a tmux pane, instead of headless: the terminal "
+                             "output is measured too")
+    parser.add_argument("--out", help="also write the report to this file")
     args = parser.parse_args()
+    if args.terminal:
+        if not sys.stdout.isatty():
+            parser.error("--terminal needs a terminal")
+        TEST_SIZE.clear()
+        TEST_SIZE.update(headless=False, size=None)
     PREVIEW_FPS[0] = args.preview_fps
     batch, app = [], []
     with tempfile.TemporaryDirectory() as tmp:
         if args.windows:
-            print(f"same run, {args.windows} windows of {args.window:.0f} s:")
+            report(f"same run, {args.windows} windows of {args.window:.0f} s:")
             results = same_run_windows(tmp, args.windows, args.window)
             frames, updates = pair_ratios(asyncio.run(results))
-            print(f"same run, dashboard live / hidden over {len(frames)} adjacent pairs: frames median "
+            report(f"same run, dashboard live / hidden over {len(frames)} adjacent pairs: frames median "
                   f"{statistics.median(frames):.3f} (min {min(frames):.3f}, max {max(frames):.3f}), updates median "
                   f"{statistics.median(updates):.3f} (min {min(updates):.3f}, max {max(updates):.3f}) "
-                  f"(target >= 0.95)", flush=True)
+                  f"(target >= 0.95)")
         for i in range(args.rounds):
             batch.append(batch_round(tmp, f"batch{i}", args.seconds))
             app.append(asyncio.run(app_round(tmp, f"app{i}", args.seconds)))
-            print(f"round {i + 1}: batch {batch[-1][0]:.0f} frames/s {batch[-1][1]:.2f} upd/s | "
-                  f"app {app[-1][0]:.0f} frames/s {app[-1][1]:.2f} upd/s", flush=True)
+            report(f"round {i + 1}: batch {batch[-1][0]:.0f} frames/s {batch[-1][1]:.2f} upd/s | "
+                  f"app {app[-1][0]:.0f} frames/s {app[-1][1]:.2f} upd/s")
     if batch:
         bf, bu = statistics.median(b[0] for b in batch), statistics.median(b[1] for b in batch)
         af, au = statistics.median(a[0] for a in app), statistics.median(a[1] for a in app)
-        print(f"separate runs: batch (headless) {bf:.0f} env frames/s, {bu:.2f} updates/s; app (dashboard live) "
+        report(f"separate runs: batch (headless) {bf:.0f} env frames/s, {bu:.2f} updates/s; app (dashboard live) "
               f"{af:.0f} env frames/s, {au:.2f} updates/s; ratio app/batch: frames {af / bf:.3f}, updates "
               f"{au / bu:.3f} (target >= 0.95)")
     ordered = sorted(LATENCIES)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    print(f"key press (p) acted on (run paused/resumed) after: median {statistics.median(ordered) * 1000:.0f} ms, "
+    report(f"key press (p) acted on (run paused/resumed) after: median {statistics.median(ordered) * 1000:.0f} ms, "
           f"p95 {p95 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms over {len(ordered)} presses (target <= 100 ms)")
 
 
 if __name__ == "__main__":
-    main()
+    arguments = sys.argv
+    try:
+        main()
+    finally:
+        if not TEST_SIZE.get("headless", True):
+            print("\n".join(REPORT))
+        if "--out" in arguments:
+            Path(arguments[arguments.index("--out") + 1]).write_text("\n".join(REPORT) + "\n")
