@@ -39,6 +39,7 @@ LATENCIES: list[float] = []
 PRESSES = 60  # per app round
 TEST_SIZE: dict = {"size": (160, 50)}  # run_test arguments; --terminal draws into the real terminal instead
 REPORT: list[str] = []
+OUT_PATH: list[str] = []  # --out, read after main() returns or fails
 UI_SHARES: dict[bool, list[float]] = {True: [], False: []}  # event-loop thread CPU / wall, live and hidden windows
 
 
@@ -167,6 +168,8 @@ def main() -> None:
         TEST_SIZE.clear()
         TEST_SIZE.update(headless=False, size=None)
     PREVIEW_FPS[0] = args.preview_fps
+    if args.out:
+        OUT_PATH.append(args.out)
     batch, app = [], []
     with tempfile.TemporaryDirectory() as tmp:
         if args.windows:
@@ -198,11 +201,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    arguments = sys.argv
     try:
         main()
     finally:
         if not TEST_SIZE.get("headless", True):
             print("\n".join(REPORT))
-        if "--out" in arguments:
-            Path(arguments[arguments.index("--out") + 1]).write_text("\n".join(REPORT) + "\n")
+        if OUT_PATH:
+            Path(OUT_PATH[0]).write_text("\n".join(REPORT) + "\n")

@@ -104,6 +104,12 @@ def halfblock_strips(frame: np.ndarray, width: int, height: int, background: Sty
     if width <= 0 or height <= 0:
         return []
     cells, left, top = halfblock_cells(frame, width, height)
+    return placed_strips(cells, width, height, left, top, background)
+
+
+def placed_strips(cells: np.ndarray, width: int, height: int, left: int, top: int,
+                  background: Style | None = None) -> list[Strip]:
+    """All `height` lines: `cells` (from `halfblock_cells`) at (`left`, `top`), blank `background` lines around."""
     blank = Strip.blank(width, background)
     strips = [blank] * top
     strips.extend(cell_rows_strips(cells, width, left, background))

@@ -21,7 +21,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from mario_tui.widgets.frame_render import cell_rows_strips, halfblock_cells
+from mario_tui.widgets.frame_render import cell_rows_strips, halfblock_cells, placed_strips
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +215,7 @@ class FrameView(Widget):
         self._cache_cells = None
         if self.active_mode == "halfblock" and frame is not None and width > 0 and height > 0:
             cells, left, top = halfblock_cells(frame, width, height)
-            lines = [Strip.blank(width, background)] * height
-            lines[top:top + cells.shape[0]] = cell_rows_strips(cells, width, left, background)
+            lines = placed_strips(cells, width, height, left, top, background)
             self._cache_cells, self._cache_origin = cells, (left, top)
         elif self.active_mode in GRAPHICS_MODES:
             lines = []  # the child image widget covers us
