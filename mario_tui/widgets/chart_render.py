@@ -129,20 +129,25 @@ def render_chart(lines: Sequence[ChartLine], width: int, height: int, *, title: 
             strips.append(Strip([Segment(" ", title_style), *title, Segment(" " * max(width - used, 0), background)],
                                 width).crop(0, width))
     tick_rows = {0: labels[0], (rows - 1) // 2: labels[1], rows - 1: labels[2]} if with_axes else {}
-    codes = np.where(bits > 0, BRAILLE_BASE + bits.astype(np.int64), 0x20)
-    for r in range(rows):
-        segments: list[Segment] = []
+    # The whole canvas at once (per-row numpy calls were most of a redraw): its text as one string, and its runs of
+    # cells of one owner as (row, start, end) in reading order.
+    codes = np.where(bits > 0, BRAILLE_BASE + bits.astype(np.uint32), 0x20).astype("<u4")
+    text = codes.tobytes().decode("utf-32-le")
+    change = np.ones((rows, columns), dtype=bool)
+    change[:, 1:] = owner[:, 1:] != owner[:, :-1]
+    run_rows, run_starts = np.nonzero(change)
+    run_ends = np.append(run_starts[1:], columns)
+    run_ends[np.append(run_rows[1:] != run_rows[:-1], True)] = columns  # a row's last run ends at its edge
+    run_styles = [styles[who] if who >= 0 else background for who in owner[run_rows, run_starts].tolist()]
+    row_segments: list[list[Segment]] = [[] for _ in range(rows)]
+    for r, start, end, style in zip(run_rows.tolist(), run_starts.tolist(), run_ends.tolist(), run_styles,
+                                    strict=True):
+        row_segments[r].append(Segment(text[r * columns + start:r * columns + end], style))
+    for r, segments in enumerate(row_segments):
         if with_axes:
             label = tick_rows.get(r)
             axis = "┤" if label is not None else "│"
-            segments.append(Segment((label or "").rjust(label_width) + axis, label_style))
-        row_owner = owner[r]
-        starts = np.flatnonzero(np.diff(row_owner, prepend=-2))
-        ends = np.append(starts[1:], columns)
-        row_text = "".join(map(chr, codes[r].tolist()))
-        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-            who = row_owner[start]
-            segments.append(Segment(row_text[start:end], styles[who] if who >= 0 else background))
+            segments.insert(0, Segment((label or "").rjust(label_width) + axis, label_style))
         strips.append(Strip(segments, width))
     if with_axes:
         strips.append(_text_row(" " * label_width + "└" + "─" * columns, width, label_style))

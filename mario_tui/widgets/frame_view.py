@@ -19,6 +19,7 @@ from rich.style import Style
 from textual.geometry import Region
 from textual.reactive import reactive
 from textual.strip import Strip
+from textual.timer import Timer
 from textual.widget import Widget
 
 from mario_tui.widgets.frame_render import cell_rows_strips, halfblock_cells, placed_strips
@@ -101,6 +102,7 @@ class FrameView(Widget):
         self._frame: np.ndarray | None = None
         self._image_widget: Widget | None = None
         self._shown: np.ndarray | None = None  # the frame handed to the graphics widget
+        self._graphics_timer: Timer | None = None  # runs only while a graphics widget shows the frame
         self._cache_frame: np.ndarray | None = None
         self._cache_key: tuple[Any, ...] | None = None
         self._cache_lines: list[Strip] = []
@@ -115,7 +117,6 @@ class FrameView(Widget):
 
     def on_mount(self) -> None:
         self._apply_mode()
-        self.set_interval(1.0 / self.graphics_fps, self._flush_graphics)
 
     def watch_mode(self) -> None:
         if self.is_mounted:
@@ -151,6 +152,11 @@ class FrameView(Widget):
             else:
                 self._shown = None
                 self.mount(self._image_widget)
+        if self._image_widget is not None and self._graphics_timer is None:
+            self._graphics_timer = self.set_interval(1.0 / self.graphics_fps, self._flush_graphics)
+        elif self._image_widget is None and self._graphics_timer is not None:
+            self._graphics_timer.stop()
+            self._graphics_timer = None
         self.active_mode = active
         self.refresh()
 

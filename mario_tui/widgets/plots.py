@@ -1,6 +1,7 @@
 """`MetricPlot`: training curves — raw values as a faint line under a bold EMA — cheap enough to live-update.
 
-`set_series` only stores data; a timer redraws at most every `interval` seconds, and only what a terminal can show:
+`set_series` stores data and schedules one redraw, at most every `interval` seconds (no polling timer: a dashboard of
+four plots polling at 10 Hz woke the event loop 40 times a second for nothing), drawing only what a terminal can show:
 each line decimated to ~2 points per cell column (braille resolution), keeping spikes. Drawing is numpy braille
 (`chart_render.render_chart`) through the Line API rather than textual-plotext: see that module for the benchmark
 behind that choice. Log scale is drawn as log10(y) with relabelled ticks.
@@ -8,6 +9,8 @@ behind that choice. Log scale is drawn as log10(y) with relabelled ticks.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -87,10 +90,11 @@ class MetricPlot(Widget):
         self.points_drawn = 0
         self._series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._dirty = True
+        self._redraw_pending = False
+        self.last_redraw_at = -math.inf  # time.monotonic() of the last redraw
         self._lines: list[Strip] = []
 
     def on_mount(self) -> None:
-        self.set_interval(self.interval, self.redraw_if_dirty)
         self.redraw_if_dirty()
 
     def on_resize(self) -> None:
@@ -104,23 +108,40 @@ class MetricPlot(Widget):
         if x.size != y.size:
             raise ValueError(f"series {name!r}: {x.size} x values for {y.size} y values")
         self._series[name] = (x, y)
-        self._dirty = True
+        self._mark_dirty()
 
     def remove_series(self, name: str) -> None:
         if self._series.pop(name, None) is not None:
-            self._dirty = True
+            self._mark_dirty()
 
     def clear(self) -> None:
         self._series.clear()
+        self._mark_dirty()
+
+    def _mark_dirty(self) -> None:
+        """Schedule one redraw: at once, or when `interval` has passed since the last one."""
         self._dirty = True
+        if self._redraw_pending or not self.is_mounted:
+            return  # a redraw is already on its way (or on_mount draws)
+        self._redraw_pending = True
+        wait = self.last_redraw_at + self.interval - time.monotonic()
+        if wait > 0:
+            self.set_timer(wait, self._scheduled_redraw)
+        else:
+            self.call_later(self._scheduled_redraw)
+
+    def _scheduled_redraw(self) -> None:
+        self._redraw_pending = False
+        self.redraw_if_dirty()
 
     def redraw_if_dirty(self) -> None:
-        """Timer callback: redraw when data or size changed since the last redraw."""
+        """Redraw when data or size changed since the last redraw."""
         if self._dirty and self.size.width > 0 and self.size.height > 0:
             self.redraw()
 
     def redraw(self) -> None:
         self._dirty = False
+        self.last_redraw_at = time.monotonic()
         base = self.rich_style
         background = base.bgcolor.get_truecolor() if base.bgcolor is not None else None
         surface: RGB = (background.red, background.green, background.blue) if background else (0, 0, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -117,6 +118,13 @@ def test_graphics_modes_fall_back_to_half_blocks_without_a_probe():
     assert resolve_mode("off", headless=True) == "off"
 
 
+async def wait_for(pilot, predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.02)
+
+
 async def test_metric_plot_redraws_with_data_nans_and_nothing():
     plot = MetricPlot(title="episode reward", xlabel="episode", interval=0.05)
     async with OneWidget(plot).run_test(size=(100, 40)) as pilot:
@@ -140,18 +148,25 @@ async def test_metric_plot_redraws_with_data_nans_and_nothing():
         assert "episode reward" in plot.plain_text()
 
 
-async def test_metric_plot_redraws_on_its_timer_only_when_dirty():
-    plot = MetricPlot(title="loss", log_y=True, interval=0.05)
+async def test_metric_plot_redraws_once_per_change_at_most_every_interval():
+    plot = MetricPlot(title="loss", log_y=True, interval=0.4)
     async with OneWidget(plot).run_test(size=(100, 40)) as pilot:
         plot.set_series("loss", np.arange(500), np.exp(-np.arange(500) / 100) + 1e-3)
-        assert plot.points_drawn == 0
-        await pilot.pause(0.2)
-        assert plot.points_drawn > 0
+        assert plot.points_drawn == 0  # stored only: the redraw is scheduled, not done inline
+        await wait_for(pilot, lambda: plot.points_drawn > 0)
+        first = plot.last_redraw_at
         rendered = plot.plain_text()
         assert "loss" in rendered and "0.00781┤" in rendered  # log axis with relabelled ticks
         plot.points_drawn = -1
-        await pilot.pause(0.2)
+        await pilot.pause(0.1)
         assert plot.points_drawn == -1  # nothing changed: no redraw
+        for end in (300, 400):  # two changes inside one interval: one redraw, after the interval
+            plot.set_series("loss", np.arange(end), np.exp(-np.arange(end) / 100) + 1e-3)
+        await wait_for(pilot, lambda: plot.points_drawn > 0)
+        assert plot.last_redraw_at - first >= 0.4
+        plot.points_drawn = -1
+        await pilot.pause(0.5)
+        assert plot.points_drawn == -1  # both changes were drawn by that one redraw
 
 
 async def test_q_value_bars_show_names_values_and_the_chosen_action():
