@@ -5,11 +5,13 @@ Two measurements:
    (table, plots, log, frame preview at `--preview-fps`) and with a blank screen over it (the dashboard suspends
    itself and the frame feed stops: the engine alone, as `--batch` runs it). Ratios are taken per adjacent pair of
    windows and their median is reported, so the box's drift (it swings ±7 % over minutes) cancels out.
+   `--sessions N` repeats this with N fresh runs and pools their pairs; a bootstrap 90 % interval of the pooled
+   median says how far the box's noise leaves the figure uncertain.
 2. Separate runs (`--rounds N`, N > 0): a headless run driven the way `--batch` drives it vs. a run in the app,
    alternating N times; medians are printed. Startup noise and drift make this one swing by several points.
 Then key-press latency: from posting `p` to the run being (un)paused, while training with the dashboard live.
 
-    uv run python benchmarks/bench_app_overhead.py [--windows 12] [--window 10] [--rounds 0] [--seconds 30]
+    uv run python benchmarks/bench_app_overhead.py [--windows 12] [--window 10] [--sessions 1] [--rounds 0]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import random
 import statistics
 import sys
 import tempfile
@@ -40,6 +43,7 @@ PRESSES = 60  # per app round
 TEST_SIZE: dict = {"size": (160, 50)}  # run_test arguments; --terminal draws into the real terminal instead
 REPORT: list[str] = []
 OUT_PATH: list[str] = []  # --out, read after main() returns or fails
+GC_PASSES_MS: list[float] = []  # the app's paced full collections: the longest per session
 UI_SHARES: dict[bool, list[float]] = {True: [], False: []}  # event-loop thread CPU / wall, live and hidden windows
 
 
@@ -108,9 +112,10 @@ class BlankScreen(Screen):
         yield Static("dashboard hidden (benchmark window without UI)")
 
 
-async def same_run_windows(run_dir: str, windows: int, seconds: float) -> list[tuple[bool, float, float]]:
+async def same_run_windows(run_dir: str, windows: int, seconds: float, name: str = "same"
+                           ) -> list[tuple[bool, float, float]]:
     """(dashboard shown?, frames/s, updates/s) per window of one run, alternating shown / hidden."""
-    app = MarioApp(config_for(run_dir, "same"), autostart=True, preview="halfblock", preview_fps=PREVIEW_FPS[0])
+    app = MarioApp(config_for(run_dir, name), autostart=True, preview="halfblock", preview_fps=PREVIEW_FPS[0])
     results = []
     async with app.run_test(**TEST_SIZE) as pilot:
         while not isinstance(app.screen, DashboardScreen):
@@ -135,6 +140,7 @@ async def same_run_windows(run_dir: str, windows: int, seconds: float) -> list[t
             app.pop_screen()
             await pilot.pause(1.0)
         await press_keys(app, pilot, run)
+        GC_PASSES_MS.append(app.collector.max_ms)
         run.stop(checkpoint=False)
     return results
 
@@ -150,10 +156,28 @@ def pair_ratios(results: list[tuple[bool, float, float]]) -> tuple[list[float], 
     return frames, updates
 
 
+def median_interval(values: list[float], level: float = 0.9, draws: int = 4000) -> tuple[float, float]:
+    """Bootstrap interval of the median of `values` (seeded: the same pairs give the same interval)."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    tail = (1 - level) / 2
+    return medians[int(tail * draws)], medians[int((1 - tail) * draws) - 1]
+
+
+def summarise(label: str, frames: list[float], updates: list[float]) -> None:
+    f_low, f_high = median_interval(frames)
+    u_low, u_high = median_interval(updates)
+    report(f"{label}, dashboard live / hidden over {len(frames)} adjacent pairs: frames median "
+           f"{statistics.median(frames):.3f} (90 % interval {f_low:.3f}–{f_high:.3f}; pairs {min(frames):.3f}–"
+           f"{max(frames):.3f}), updates median {statistics.median(updates):.3f} (90 % interval {u_low:.3f}–"
+           f"{u_high:.3f}) (target >= 0.95)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", type=int, default=12, help="same-run windows, alternating live/hidden")
     parser.add_argument("--window", type=float, default=10.0, help="seconds per same-run window")
+    parser.add_argument("--sessions", type=int, default=1, help="same-run measurements, each a fresh run; pooled")
     parser.add_argument("--rounds", type=int, default=0, help="separate batch/app run pairs (0: skip)")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds measured per separate run")
     parser.add_argument("--preview-fps", type=float, default=DEFAULT_PREVIEW_FPS, help="the dashboard's frame rate")
@@ -173,13 +197,17 @@ def main() -> None:
     batch, app = [], []
     with tempfile.TemporaryDirectory() as tmp:
         if args.windows:
-            report(f"same run, {args.windows} windows of {args.window:.0f} s:")
-            results = same_run_windows(tmp, args.windows, args.window)
-            frames, updates = pair_ratios(asyncio.run(results))
-            report(f"same run, dashboard live / hidden over {len(frames)} adjacent pairs: frames median "
-                  f"{statistics.median(frames):.3f} (min {min(frames):.3f}, max {max(frames):.3f}), updates median "
-                  f"{statistics.median(updates):.3f} (min {min(updates):.3f}, max {max(updates):.3f}) "
-                  f"(target >= 0.95)")
+            pooled_frames: list[float] = []
+            pooled_updates: list[float] = []
+            for session in range(args.sessions):
+                report(f"same run {session + 1}/{args.sessions}, {args.windows} windows of {args.window:.0f} s:")
+                results = same_run_windows(tmp, args.windows, args.window, name=f"same{session}")
+                frames, updates = pair_ratios(asyncio.run(results))
+                summarise(f"same run {session + 1}", frames, updates)
+                pooled_frames += frames
+                pooled_updates += updates
+            if args.sessions > 1:
+                summarise(f"all {args.sessions} runs pooled", pooled_frames, pooled_updates)
             report(f"UI (event-loop) thread, median: {statistics.median(UI_SHARES[True]):.1%} of a core with the "
                    f"dashboard live, {statistics.median(UI_SHARES[False]):.1%} covered (the same cost seen without "
                    f"the box's throughput noise; the machine has 2 cores)")
@@ -198,6 +226,8 @@ def main() -> None:
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     report(f"key press (p) acted on (run paused/resumed) after: median {statistics.median(ordered) * 1000:.0f} ms, "
           f"p95 {p95 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms over {len(ordered)} presses (target <= 100 ms)")
+    if GC_PASSES_MS:
+        report(f"the app's paced full garbage collections took at most {max(GC_PASSES_MS):.0f} ms")
 
 
 if __name__ == "__main__":
