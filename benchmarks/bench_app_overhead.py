@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +47,25 @@ REPORT: list[str] = []
 OUT_PATH: list[str] = []  # --out, read after main() returns or fails
 GC_PASSES_MS: list[float] = []  # the app's paced full collections: the longest per session
 UI_SHARES: dict[bool, list[float]] = {True: [], False: []}  # event-loop thread CPU / wall, live and hidden windows
+TERMINAL_SHARES: dict[bool, list[float]] = {True: [], False: []}  # the tmux server's CPU / wall (with --terminal)
+TERMINAL_PID: list[int] = []
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tmux_server_pid() -> int | None:
+    """The tmux server drawing this pane, if any: its CPU is part of what a live dashboard costs."""
+    if not os.environ.get("TMUX"):
+        return None
+    try:
+        out = subprocess.run(["tmux", "display-message", "-p", "#{pid}"], capture_output=True, text=True, timeout=5)
+        return int(out.stdout.strip())
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
 
 
 def report(line: str) -> None:
@@ -130,12 +151,18 @@ async def same_run_windows(run_dir: str, windows: int, seconds: float, name: str
                 app.push_screen(BlankScreen())
             await pilot.pause(1.0)  # let the switch settle
             ui_cpu, wall = time.thread_time(), time.monotonic()  # this (event-loop) thread is the UI
+            term_cpu = process_cpu_seconds(TERMINAL_PID[0]) if TERMINAL_PID else 0.0
             frames, updates = await loop.run_in_executor(None, measure, run, seconds, lambda: time.sleep(0.5))
-            ui_share = (time.thread_time() - ui_cpu) / (time.monotonic() - wall)
+            elapsed = time.monotonic() - wall
+            ui_share = (time.thread_time() - ui_cpu) / elapsed
             results.append((shown, frames, updates))
             UI_SHARES[shown].append(ui_share)
+            terminal = ""
+            if TERMINAL_PID:
+                TERMINAL_SHARES[shown].append((process_cpu_seconds(TERMINAL_PID[0]) - term_cpu) / elapsed)
+                terminal = f", tmux {TERMINAL_SHARES[shown][-1]:.1%}"
             report(f"  window {i + 1}: dashboard {'live  ' if shown else 'hidden'} {frames:.0f} frames/s "
-                   f"{updates:.2f} upd/s, UI thread {ui_share:.1%} of a core")
+                   f"{updates:.2f} upd/s, UI thread {ui_share:.1%} of a core{terminal}")
         if isinstance(app.screen, BlankScreen):
             app.pop_screen()
             await pilot.pause(1.0)
@@ -191,6 +218,9 @@ def main() -> None:
             parser.error("--terminal needs a terminal")
         TEST_SIZE.clear()
         TEST_SIZE.update(headless=False, size=None)
+        pid = tmux_server_pid()
+        if pid is not None:
+            TERMINAL_PID.append(pid)
     PREVIEW_FPS[0] = args.preview_fps
     if args.out:
         OUT_PATH.append(args.out)
@@ -211,6 +241,9 @@ def main() -> None:
             report(f"UI (event-loop) thread, median: {statistics.median(UI_SHARES[True]):.1%} of a core with the "
                    f"dashboard live, {statistics.median(UI_SHARES[False]):.1%} covered (the same cost seen without "
                    f"the box's throughput noise; the machine has 2 cores)")
+            if TERMINAL_PID:
+                report(f"tmux server, median: {statistics.median(TERMINAL_SHARES[True]):.1%} of a core with the "
+                       f"dashboard live, {statistics.median(TERMINAL_SHARES[False]):.1%} covered")
         for i in range(args.rounds):
             batch.append(batch_round(tmp, f"batch{i}", args.seconds))
             app.append(asyncio.run(app_round(tmp, f"app{i}", args.seconds)))

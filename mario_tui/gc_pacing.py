@@ -7,10 +7,10 @@ walked everything and held the event loop and the GIL for 0.2–0.5 s: the slowe
 1. freezes (`gc.freeze`) what is alive once the app and the run are built: modules, widgets, the model; those are
    never garbage, and a frozen object is no longer walked;
 2. turns off automatic full collections and runs one every `period` seconds from a timer. Young generations still
-   collect on allocation as usual, so very little garbage reaches the old generation (measured: ~100 objects/s),
-   while a full pass walks every live unfrozen object: 40–100k with a run live (DataTable's 10,000-cell render
-   cache fills in the first minutes), 13–30 ms a pass. Every 30 s that is ~1 ms/s of the UI thread (it was
-   6–13 ms/s every 2 s) and a few thousand objects of garbage held meanwhile.
+   collect on allocation as usual. A full pass walks every live unfrozen object (10–30k with a run live: DataTable's
+   render cache keeps filling) and frees the ~1–1.5k objects/s of garbage that reached the old generation. Measured
+   with a run live (wall / CPU per pass): every 2 s 10–32 / 5–13 ms (~4.5 ms/s of CPU); every 10 s 20–47 / 10–23 ms
+   (~1.5 ms/s); every 30 s 70–190 ms wall, long enough to delay a key press past 100 ms. Hence 10 s.
 `stop()` puts Python's thresholds back and unfreezes, so a test process or an embedding program is left as it was.
 """
 
@@ -25,7 +25,7 @@ NO_AUTOMATIC_FULL_COLLECTIONS = 1_000_000  # generation-2 threshold (collections
 class PacedCollector:
     """Owns the interpreter's GC settings between `start()` and `stop()`; call `tick()` every `period` seconds."""
 
-    period: float = 30.0
+    period: float = 10.0
 
     def __init__(self) -> None:
         self._saved: tuple[int, ...] | None = None
