@@ -45,9 +45,13 @@ class PacedCollector:
         self.freeze()
 
     def freeze(self) -> None:
-        """Collect, then exempt everything alive from future collections (call again after building big things)."""
+        """Collect, then exempt everything alive from future collections (call again after building big things).
+
+        `max_ms` restarts: it tells how long the paced passes are over what is alive now (a pass made while a run
+        was being built, before its freeze, walked the whole new model once)."""
         gc.collect()
         gc.freeze()
+        self.max_ms = 0.0
 
     def tick(self) -> None:
         """One full collection of what is not frozen: the garbage made since the last tick."""
