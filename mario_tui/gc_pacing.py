@@ -7,10 +7,11 @@ walked everything and held the event loop and the GIL for 0.2–0.5 s: the slowe
 1. freezes (`gc.freeze`) what is alive once the app and the run are built: modules, widgets, the model; those are
    never garbage, and a frozen object is no longer walked;
 2. turns off automatic full collections and runs one every `period` seconds from a timer. Young generations still
-   collect on allocation as usual. A full pass walks every live unfrozen object (10–30k with a run live: DataTable's
-   render cache keeps filling) and frees the ~1–1.5k objects/s of garbage that reached the old generation. Measured
-   with a run live (wall / CPU per pass): every 2 s 10–32 / 5–13 ms (~4.5 ms/s of CPU); every 10 s 20–47 / 10–23 ms
-   (~1.5 ms/s); every 30 s 70–190 ms wall, long enough to delay a key press past 100 ms. Hence 10 s.
+   collect on allocation as usual. A full pass walks every live unfrozen object and frees the ~1k objects/s of
+   garbage that reached the old generation. Measured with a run live (wall / CPU per pass, the box contended):
+   every 2 s 10–32 / 5–13 ms (~4.5 ms/s of CPU); every 10 s 13–93 / 9–55 ms over the first minutes; every 30 s
+   70–190 ms wall. Hence 10 s. Known limit: the unfrozen heap still grows (~200 live objects/s, not yet traced),
+   and passes of 100–210 ms wall were seen after a minute of rapid pause/resume key presses.
 `stop()` puts Python's thresholds back and unfreezes, so a test process or an embedding program is left as it was.
 """
 
