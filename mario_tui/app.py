@@ -22,6 +22,7 @@ from mario_tui.engine.config import ConfigError, RunConfig
 from mario_tui.gc_pacing import PacedCollector
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen, HelpScreen
+from mario_tui.textual_fixes import release_styles_caches
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -45,6 +46,7 @@ class MarioApp(App):
         self._stopping = False
         self._hard_exit_after_stop = False
         self.collector = PacedCollector()
+        release_styles_caches()
 
     # --- life cycle ------------------------------------------------------------------------------
     def on_mount(self) -> None:

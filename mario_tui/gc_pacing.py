@@ -10,8 +10,9 @@ walked everything and held the event loop and the GIL for 0.2–0.5 s: the slowe
    collect on allocation as usual. A full pass walks every live unfrozen object and frees the ~1k objects/s of
    garbage that reached the old generation. Measured with a run live (wall / CPU per pass, the box contended):
    every 2 s 10–32 / 5–13 ms (~4.5 ms/s of CPU); every 10 s 13–93 / 9–55 ms over the first minutes; every 30 s
-   70–190 ms wall. Hence 10 s. Known limit: the unfrozen heap still grows (~200 live objects/s, not yet traced),
-   and passes of 100–210 ms wall were seen after a minute of rapid pause/resume key presses.
+   70–190 ms wall. Hence 10 s. What a pass walks must stay small too: render caches that keep stale renders
+   (DataTable's, Log's) made the unfrozen heap grow ~200 objects/s to 55k and passes of 100–210 ms; the dashboard's
+   `WorkerTable` keeps none and `RunLog` 256 lines, and over 90 s live the heap stayed at 7–11k objects.
 `stop()` puts Python's thresholds back and unfreezes, so a test process or an embedding program is left as it was.
 """
 
@@ -26,7 +27,7 @@ NO_AUTOMATIC_FULL_COLLECTIONS = 1_000_000  # generation-2 threshold (collections
 class PacedCollector:
     """Owns the interpreter's GC settings between `start()` and `stop()`; call `tick()` every `period` seconds."""
 
-    period: float = 10.0
+    period: float = 2.0
 
     def __init__(self) -> None:
         self._saved: tuple[int, ...] | None = None

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Collapsible, DataTable, Footer, Header, Input, Label, Select, Static, Switch
+from textual.widgets import Button, Collapsible, DataTable, Header, Input, Label, Select, Static, Switch
 
 from mario_tui.engine.config import (
     ConfigError,
@@ -29,6 +29,7 @@ from mario_tui.engine.config import (
 )
 from mario_tui.engine.registry import REGISTRY
 from mario_tui.engine.runs import list_runs
+from mario_tui.textual_fixes import PrunedFooter
 
 BASIC_FIELDS = ("model", "workers", "level", "actions", "lr", "lr_min", "gamma", "n_step", "batch_size",
                 "buffer_size", "collect_steps", "accumulate_grads", "per", "seed", "device", "name")
@@ -152,7 +153,7 @@ class LaunchScreen(Screen):
                     yield Button("Resume selected", id="resume", variant="primary")
                     yield Button("Replay viewer", id="open-replay")
                 yield Static("", id="launch-reason", markup=False)
-        yield Footer()
+        yield PrunedFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)

@@ -12,10 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from mario_tui.engine.checkpoint import CheckpointError
 from mario_tui.engine.runs import list_runs
+from mario_tui.textual_fixes import PrunedFooter
 from mario_tui.widgets.frame_view import FrameView
 from mario_tui.widgets.q_bars import QValueBars
 
@@ -83,7 +84,7 @@ class ReplayScreen(Screen):
                 yield Static("", id="replay-info", markup=False)
                 yield QValueBars(id="replay-q")
                 yield Static("", id="replay-summary", markup=False)
-        yield Footer()
+        yield PrunedFooter()
 
     def on_mount(self) -> None:
         self.query_one("#replay-frame", FrameView).border_title = "episode"
