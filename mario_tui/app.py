@@ -84,8 +84,9 @@ class MarioApp(App):
 
         self.call_from_thread(self.notify, "Resuming run…" if resume_dir else "Starting run…")
         try:
-            run = Run(config, resume_dir)
-            run.start()
+            with self.collector.held():
+                run = Run(config, resume_dir)
+                run.start()
         except (ConfigError, CheckpointError, OSError) as exc:
             self.call_from_thread(self.notify, str(exc), title="Cannot start the run", severity="error",
                                   timeout=10)

@@ -8,11 +8,15 @@ walked everything and held the event loop and the GIL for 0.2–0.5 s: the slowe
    never garbage, and a frozen object is no longer walked;
 2. turns off automatic full collections and runs one every `period` seconds from a timer. Young generations still
    collect on allocation as usual. A full pass walks every live unfrozen object and frees the ~1k objects/s of
-   garbage that reached the old generation. Measured with a run live (wall / CPU per pass, the box contended):
-   every 2 s 10–32 / 5–13 ms (~4.5 ms/s of CPU); every 10 s 13–93 / 9–55 ms over the first minutes; every 30 s
-   70–190 ms wall. Hence 10 s. What a pass walks must stay small too: render caches that keep stale renders
-   (DataTable's, Log's) made the unfrozen heap grow ~200 objects/s to 55k and passes of 100–210 ms; the dashboard's
-   `WorkerTable` keeps none and `RunLog` 256 lines, and over 90 s live the heap stayed at 7–11k objects.
+   garbage that reached the old generation. Its length is what a key press can wait, so it must stay short:
+   - what it walks must stay small: render caches that kept stale renders (DataTable's, Log's) and two Textual
+     leaks (`textual_fixes.py`) made the unfrozen heap grow 200-400 objects/s to 30-55k, and passes of 100-280 ms
+     wall. With those fixed it stays at 10-15k objects with the run live;
+   - it frees what reached the old generation since the last pass: every 10 s that made passes of 27-151 ms wall
+     (12-75 ms CPU, before the leak fixes; the rest is waiting for a core beside 2 workers and the coordinator);
+     every 2 s, with them, 18 ms median,
+     p95 68 ms, max 82 ms wall, ~4.5 ms of CPU a second with the run live. Hence 2 s.
+   No passes while a run is being built (`held()`): each walked its 100-200k new objects (68-155 ms).
 `stop()` puts Python's thresholds back and unfreezes, so a test process or an embedding program is left as it was.
 """
 
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 NO_AUTOMATIC_FULL_COLLECTIONS = 1_000_000  # generation-2 threshold (collections of generation 1 in between)
 
@@ -33,6 +39,7 @@ class PacedCollector:
         self._saved: tuple[int, ...] | None = None
         self.last_ms = 0.0
         self.max_ms = 0.0
+        self._held = 0
 
     @property
     def active(self) -> bool:
@@ -55,9 +62,21 @@ class PacedCollector:
         gc.freeze()
         self.max_ms = 0.0
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """No paced passes inside (ticks are skipped): for building something big that is frozen right after.
+
+        A run being built makes 100-200k objects that will live as long as it does; every pass meanwhile walks all
+        of them (measured 68-155 ms each, every 2 s), only for the freeze that follows to walk them once more."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+
     def tick(self) -> None:
         """One full collection of what is not frozen: the garbage made since the last tick."""
-        if self._saved is None:
+        if self._saved is None or self._held:
             return
         started = time.perf_counter()
         gc.collect(2)
