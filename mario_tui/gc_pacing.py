@@ -14,8 +14,8 @@ walked everything and held the event loop and the GIL for 0.2–0.5 s: the slowe
      wall. With those fixed it stays at 10-15k objects with the run live;
    - it frees what reached the old generation since the last pass: every 10 s that made passes of 27-151 ms wall
      (12-75 ms CPU, before the leak fixes; the rest is waiting for a core beside 2 workers and the coordinator);
-     every 2 s, with them, 18 ms median,
-     p95 68 ms, max 82 ms wall, ~4.5 ms of CPU a second with the run live. Hence 2 s.
+     every 2 s, with them, 18 ms median, p95 68 ms, max 82 ms wall, ~4.5 ms of CPU a second with the run live.
+     Hence 2 s.
    No passes while a run is being built (`held()`): each walked its 100-200k new objects (68-155 ms).
 `stop()` puts Python's thresholds back and unfreezes, so a test process or an embedding program is left as it was.
 """
