@@ -485,7 +485,10 @@ class Run:
             i = record.worker_id
             rec = snap[i]
             state = record.state.value
-            if record.state is WorkerState.RUNNING and int(rec["state"]) == int(shm.WorkerState.STARTING):
+            if record.state in (WorkerState.RUNNING, WorkerState.PAUSED):
+                # The run's flag, not the supervisor's last check (up to a second old): a pause shows at once.
+                state = (WorkerState.PAUSED if self.paused else WorkerState.RUNNING).value
+            if state == WorkerState.RUNNING and int(rec["state"]) == int(shm.WorkerState.STARTING):
                 state = WorkerState.STARTING.value
             rows.append(WorkerRow(
                 worker_id=i, state=state, pid=record.pid, level=f"{int(rec['world'])}-{int(rec['stage'])}",

@@ -20,7 +20,7 @@ from textual.cache import LRUCache
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Header, Log, Static
+from textual.widgets import DataTable, Log, Static
 from textual.widgets.data_table import ColumnKey
 
 from mario_tui.defaults import DEFAULT_PREVIEW_FPS
@@ -28,6 +28,7 @@ from mario_tui.engine.registry import REGISTRY
 from mario_tui.textual_fixes import PrunedFooter
 from mario_tui.widgets.frame_view import FrameView
 from mario_tui.widgets.plots import MetricPlot
+from mario_tui.widgets.status_header import StatusHeader
 
 if TYPE_CHECKING:
     from mario_tui.engine.session import Run, WorkerRow
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 WORKER_COLUMNS = ("id", "state", "level", "episodes", "steps", "steps/s", "last R", "best R", "best x", "epsilon",
                   "grads sent", "heartbeat", "restarts", "last error")
 PANEL_INTERVAL = 1.0  # s between coordinator-panel refreshes
-TABLE_INTERVAL = 2.0  # s between worker-table refreshes: one cell change re-renders every cell (7-8 ms, measured)
+TABLE_INTERVAL = 2.0  # s between worker-table refreshes (a key press refreshes it at once)
 STATE_STYLES = {"running": "green", "paused": "yellow", "stale": "bold yellow", "restarting": "cyan",
                 "starting": "cyan", "dead": "bold red", "failed": "bold red reverse", "stopped": "dim"}
 
@@ -94,22 +95,54 @@ class SeriesTail:
 
 
 class WorkerTable(DataTable):
-    """DataTable that keeps no stale renders.
+    """DataTable that re-renders only the cells that changed, and keeps no stale renders.
 
-    Any cell update changes every cell's cache key (`DataTable._update_count`), so each refresh leaves a whole
-    table of stale renders behind in the LRU caches. With the stock sizes (10,000 cells; 1,000 rows, renderables and
-    lines) they piled up to ~50k live objects that every paced full GC pass then walked (passes grew from ~20 to
-    60-210 ms). Nothing can hit an entry made before an update, so the render caches are emptied at each one;
-    between updates (cursor, hover, scrolling) they work as before.
+    Any cell update changes every cell's cache key in `DataTable` (`_update_count`), so each refresh re-rendered all
+    ~40 cells (7 ms of CPU per refresh, measured: most of a pause key press's repaint) and left a whole table of
+    stale renders behind in its LRU caches. With the stock sizes (10,000 cells; 1,000 rows, renderables and lines)
+    they piled up to ~50k live objects that every paced full GC pass then walked (passes grew from ~20 to 60-210 ms).
+
+    So: the stock render caches are emptied at each update (nothing can hit an entry made before one), and each
+    cell's last render is kept here, keyed by what it depends on plus the cell's own update count. A change of
+    anything else that renders cells (rows or columns added, sorted, cleared) is seen as an update the table made
+    itself, and drops all kept renders.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cell_versions: dict[tuple[Any, Any], int] = {}
+        self._kept_cells: dict[tuple[Any, Any], tuple[tuple, Any]] = {}  # (row, column) -> (render key, lines)
+        self._counted_updates = self._update_count  # the table's update count after our last cell update
+
     def update_cell(self, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
+        if self._update_count != self._counted_updates:
+            self._kept_cells.clear()
         super().update_cell(row_key, column_key, value, update_width=update_width)
+        cell = (self._row_locations.get_key(self.get_row_index(row_key)),
+                self._column_locations.get_key(self.get_column_index(column_key)))
+        self._cell_versions[cell] = self._cell_versions.get(cell, 0) + 1
+        self._counted_updates = self._update_count
         self._drop_stale_renders()
 
     def _drop_stale_renders(self) -> None:
         for cache in (self._cell_render_cache, self._row_render_cache, self._row_renderable_cache, self._line_cache):
             cache.clear()
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Any, width: int, cursor: bool = False,
+                     hover: bool = False) -> Any:
+        if self._update_count != self._counted_updates:  # rows/columns changed, not through update_cell
+            self._kept_cells.clear()
+            self._counted_updates = self._update_count
+        row_key = self._header_row_key if row_index == -1 else self._row_locations.get_key(row_index)
+        cell = (row_key, self._column_locations.get_key(column_index))
+        key = (row_index, column_index, base_style, width, cursor, hover, self.show_cursor, self._show_hover_cursor,
+               self._pseudo_class_state, self._cell_versions.get(cell, 0))
+        kept = self._kept_cells.get(cell)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._kept_cells[cell] = (key, lines)
+        return lines
 
 
 class RunLog(Log):
@@ -205,7 +238,7 @@ class DashboardScreen(Screen):
         self._suspended = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield StatusHeader()
         with Vertical(id="workers-box"):  # its own clip region: repaints elsewhere (the frame) skip the table
             yield WorkerTable(id="workers", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="dash-body"):
@@ -270,9 +303,13 @@ class DashboardScreen(Screen):
 
     # --- timers ----------------------------------------------------------------------------------
     def refresh_figures(self) -> None:
-        """Table and panel now (after a key press, and when shown again)."""
+        """Table, state and panel (after a key press, and when shown again): the table and the header's state in
+        this frame, the panel in the next. Textual repaints the rectangle around everything that changed in one
+        frame; table and panel together span the frame preview, the log and their scroll bars, which re-rendered
+        for nothing (2-3 ms of CPU a press, measured)."""
         self.refresh_table()
-        self.refresh_panel()
+        self.refresh_status()
+        self.call_after_refresh(self.refresh_panel)
 
     def refresh_table(self) -> None:
         run = self.run
@@ -281,7 +318,7 @@ class DashboardScreen(Screen):
             for row in run.worker_rows():
                 for column, value in zip(WORKER_COLUMNS, worker_cells(row), strict=True):
                     key = (row.worker_id, column)
-                    if self._cells.get(key) != value:  # no change, no repaint (any change re-renders all cells)
+                    if self._cells.get(key) != value:  # no change, no repaint
                         self._cells[key] = value
                         # Widen the column only when the text outgrew it (else the table truncates "1,234,567" to
                         # "1,234"); measuring widths on every update would cost a full table re-layout each time.
@@ -292,7 +329,12 @@ class DashboardScreen(Screen):
         run = self.run
         self.query_one(CoordinatorPanel).show(run.coordinator_stats(), run.paused, run.worker_time_fractions(),
                                               run.config.model)
-        self.sub_title = "PAUSED" if run.paused else ("stopping…" if run.stopped.is_set() else "training")
+        self.refresh_status()
+
+    def refresh_status(self) -> None:
+        run = self.run
+        self.query_one(StatusHeader).show_status(
+            "PAUSED" if run.paused else ("stopping…" if run.stopped.is_set() else "training"))
 
     def refresh_plots(self) -> None:
         """One plot per tick, round robin, so each redraws at most once a second and the plot work is spread

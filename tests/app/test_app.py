@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input
 
 from mario_tui.app import MarioApp
@@ -14,6 +15,7 @@ from mario_tui.engine.config import RunConfig
 from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen, HelpScreen
+from mario_tui.widgets.status_header import StatusHeader
 
 
 def tiny(tmp_path: Path, **changes) -> RunConfig:
@@ -80,7 +82,7 @@ async def test_launch_form_validates_inline_and_disables_launch(tmp_path, apps):
         assert "No resumable runs" in str(screen.query_one("#runs-empty").render())
 
 
-async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps):
+async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps, monkeypatch):
     gc_threshold = gc.get_threshold()
     app = MarioApp(tiny(tmp_path, name="pilot"))
     apps.append(app)
@@ -99,10 +101,31 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps):
         panel_text = str(app.screen.query_one(CoordinatorPanel).render())
         assert "updates" in panel_text and "policy lag" in panel_text
 
+        # With the dashboard's timers held, what a pause repaints: the table, the header's state and the panel;
+        # not the log, plots, frame or scroll bars (a screen-wide repaint or re-layout cost 13-18 ms a press).
+        dashboard = app.screen
+        for timer in dashboard._refresh_timers:
+            timer.pause()
+        await pilot.pause(0.3)
+        rendered: set[str] = set()
+        render_lines = Widget.render_lines
+
+        def counting_render_lines(widget, crop):
+            rendered.add(type(widget).__name__)
+            return render_lines(widget, crop)
+
+        monkeypatch.setattr(Widget, "render_lines", counting_render_lines)
         await pilot.press("p")
         assert run.paused
         await pilot.pause(0.4)
+        monkeypatch.undo()
+        for timer in dashboard._refresh_timers:
+            timer.resume()
+        assert {"WorkerTable", "HeaderTitle", "CoordinatorPanel"} <= rendered
+        assert not rendered & {"RunLog", "MetricPlot", "FrameView", "ScrollBar"}, rendered
         assert "PAUSED" in str(app.screen.query_one(CoordinatorPanel).render())
+        assert "PAUSED" in str(app.screen.query_one(StatusHeader).format_title())
+        assert table.get_cell("0", "state").plain == "paused"
         await pilot.press("p")
         assert not run.paused
 
