@@ -106,7 +106,7 @@ class WorkerRow:
     """One line of the worker table."""
 
     worker_id: int
-    state: str
+    state: str  # a supervisor.WorkerState value, or "pausing" (run paused, the worker not holding yet)
     pid: int | None
     level: str
     episodes: int
@@ -486,8 +486,14 @@ class Run:
             rec = snap[i]
             state = record.state.value
             if record.state in (WorkerState.RUNNING, WorkerState.PAUSED):
-                # The run's flag, not the supervisor's last check (up to a second old): a pause shows at once.
-                state = (WorkerState.PAUSED if self.paused else WorkerState.RUNNING).value
+                # The run's flag and the worker's own record, not the supervisor's last check (up to a second old):
+                # a pause shows at once, as "pausing" until the worker says it holds.
+                if not self.paused:
+                    state = WorkerState.RUNNING.value
+                elif int(rec["state"]) == int(shm.WorkerState.PAUSED):
+                    state = WorkerState.PAUSED.value
+                else:
+                    state = "pausing"
             if state == WorkerState.RUNNING and int(rec["state"]) == int(shm.WorkerState.STARTING):
                 state = WorkerState.STARTING.value
             rows.append(WorkerRow(

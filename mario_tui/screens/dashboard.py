@@ -36,9 +36,11 @@ if TYPE_CHECKING:
 WORKER_COLUMNS = ("id", "state", "level", "episodes", "steps", "steps/s", "last R", "best R", "best x", "epsilon",
                   "grads sent", "heartbeat", "restarts", "last error")
 PANEL_INTERVAL = 1.0  # s between coordinator-panel refreshes
+PAUSE_SETTLE = 0.5  # s after a pause toggle until the table looks again: workers hold within a step or two
 TABLE_INTERVAL = 2.0  # s between worker-table refreshes (a key press refreshes it at once)
-STATE_STYLES = {"running": "green", "paused": "yellow", "stale": "bold yellow", "restarting": "cyan",
-                "starting": "cyan", "dead": "bold red", "failed": "bold red reverse", "stopped": "dim"}
+STATE_STYLES = {"running": "green", "pausing": "yellow", "paused": "yellow", "stale": "bold yellow",
+                "restarting": "cyan", "starting": "cyan", "dead": "bold red", "failed": "bold red reverse",
+                "stopped": "dim"}
 
 
 def fmt(value: float, spec: str = ".3g") -> str:
@@ -375,6 +377,7 @@ class DashboardScreen(Screen):
         """No toast: the panel's PAUSED banner and the title say it, and toasts cost a re-layout each."""
         self.run.toggle_pause()
         self.refresh_figures()
+        self.set_timer(PAUSE_SETTLE, self.refresh_table)  # "pausing" → "paused" once the workers hold
 
     def action_restart_selected(self) -> None:
         self.run.restart_worker(self.selected_worker)

@@ -125,7 +125,8 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps, m
         assert not rendered & {"RunLog", "MetricPlot", "FrameView", "ScrollBar"}, rendered
         assert "PAUSED" in str(app.screen.query_one(CoordinatorPanel).render())
         assert "PAUSED" in str(app.screen.query_one(StatusHeader).format_title())
-        assert table.get_cell("0", "state").plain == "paused"
+        assert table.get_cell("0", "state").plain in ("pausing", "paused")  # shown at once, not at the next refresh
+        await wait_until(pilot, lambda: table.get_cell("0", "state").plain == "paused", 10, "workers holding")
         await pilot.press("p")
         assert not run.paused
 
