@@ -105,16 +105,26 @@ class WorkerTable(DataTable):
     they piled up to ~50k live objects that every paced full GC pass then walked (passes grew from ~20 to 60-210 ms).
 
     So: the stock render caches are emptied at each update (nothing can hit an entry made before one), and each
-    cell's last render is kept here, keyed by what it depends on plus the cell's own update count. A change of
-    anything else that renders cells (rows or columns added, sorted, cleared) is seen as an update the table made
-    itself, and drops all kept renders.
+    cell's last render is kept here, keyed by what it depends on plus the cell's own update count. Whatever else
+    makes DataTable render everything again drops them too: an update it made itself (rows or columns added,
+    sorted, cleared, a resize), its own cache clearing (header, zebra stripes, cursor shown…) and style changes.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
         self._cell_versions: dict[tuple[Any, Any], int] = {}
         self._kept_cells: dict[tuple[Any, Any], tuple[tuple, Any]] = {}  # (row, column) -> (render key, lines)
+        super().__init__(*args, **kwargs)
         self._counted_updates = self._update_count  # the table's update count after our last cell update
+
+    def _clear_caches(self) -> None:
+        """DataTable's own "render everything again" (header, labels, zebra, cursor shown, fixed rows…)."""
+        super()._clear_caches()
+        self._kept_cells.clear()
+
+    def notify_style_update(self) -> None:
+        """Styles changed (theme, focus, CSS): the kept renders carry the old colours."""
+        super().notify_style_update()
+        self._kept_cells.clear()
 
     def update_cell(self, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
         if self._update_count != self._counted_updates:

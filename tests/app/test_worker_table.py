@@ -79,3 +79,55 @@ async def test_worker_table_re_renders_only_the_cells_that_changed(monkeypatch):
         assert len(rendered) >= 18
         assert "5000" in text and "7.0" in text
         assert len(table._kept_cells) <= 3 * 6  # one render per cell (header included), however many updates
+
+
+
+class TwinApp(App):
+    CSS = "DataTable { height: 8; }"
+
+    def compose(self) -> ComposeResult:
+        yield WorkerTable(id="kept", zebra_stripes=True)
+        yield DataTable(id="stock", zebra_stripes=True)
+
+
+def painted(table: DataTable) -> list[list[tuple[str, str]]]:
+    """Each line's segments as (text, style without the mouse metadata)."""
+    return [[(segment.text, str(segment.style.clear_meta_and_links() if segment.style else ""))
+             for segment in table.render_line(y)] for y in range(table.size.height)]
+
+
+async def test_worker_table_paints_exactly_what_a_stock_data_table_paints():
+    """The kept renders never show anything stale: after every kind of change, both tables paint the same."""
+    app = TwinApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        tables = list(app.query(DataTable))
+        for table in tables:
+            for column in ("id", "steps", "reward"):
+                table.add_column(column, key=column)
+            for worker in range(4):
+                table.add_row(str(worker), "0", "0.0", key=str(worker))
+        changes = [
+            lambda t: t.update_cell("2", "steps", "5000"),
+            lambda t: t.update_cell("1", "reward", "123456789.5", update_width=True),  # the column widens
+            lambda t: t.move_cursor(row=2),
+            lambda t: t.add_row("4", "7", "7.0", key="4"),
+            lambda t: t.sort("steps"),
+            lambda t: setattr(t, "fixed_rows", 1),
+            lambda t: setattr(t, "zebra_stripes", False),
+            lambda t: setattr(t, "header_height", 2),
+            lambda t: t.update_cell("0", "steps", "1"),
+            lambda t: t.remove_row("3"),
+        ]
+        app.set_focus(None)  # one focused table would be painted in other colours
+        await pilot.pause()
+        for number, change in enumerate([None, *changes]):
+            if change is not None:
+                for table in tables:
+                    change(table)
+            await pilot.pause()
+            kept, stock = (painted(table) for table in tables)
+            assert kept == stock, f"after change {number}"
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await pilot.pause()
+        kept, stock = (painted(table) for table in tables)
+        assert kept == stock, "after a theme change"
