@@ -18,6 +18,14 @@ def cached_renders(table: WorkerTable) -> int:
     return sum(len(cache) for cache in caches)
 
 
+def fill(table: DataTable, width: int | None = None) -> None:
+    """Three columns, four workers."""
+    for column in ("id", "steps", "reward"):
+        table.add_column(column, key=column, width=width)
+    for worker in range(4):
+        table.add_row(str(worker), "0", "0.0", key=str(worker))
+
+
 def table_text(table: WorkerTable) -> str:
     return "\n".join(table.render_line(y).text for y in range(table.size.height))
 
@@ -26,10 +34,7 @@ async def test_worker_table_drops_stale_renders_at_each_update_and_shows_the_new
     app = TableApp()
     async with app.run_test(size=(80, 12)) as pilot:
         table = app.query_one(WorkerTable)
-        for column in ("id", "steps", "reward"):
-            table.add_column(column, key=column, width=10)
-        for worker in range(4):
-            table.add_row(str(worker), "0", "0.0", key=str(worker))
+        fill(table, width=10)
         await pilot.pause()
         table_text(table)
         one_table = cached_renders(table)
@@ -57,10 +62,7 @@ async def test_worker_table_re_renders_only_the_cells_that_changed(monkeypatch):
     async with app.run_test(size=(80, 12)) as pilot:
         table = app.query_one(WorkerTable)
         table.cursor_type = "none"
-        for column in ("id", "steps", "reward"):
-            table.add_column(column, key=column, width=10)
-        for worker in range(4):
-            table.add_row(str(worker), "0", "0.0", key=str(worker))
+        fill(table, width=10)
         await pilot.pause()
         table_text(table)
         assert len(rendered) >= 15  # header and 4 rows of 3 cells
@@ -102,10 +104,7 @@ async def test_worker_table_paints_exactly_what_a_stock_data_table_paints():
     async with app.run_test(size=(80, 20)) as pilot:
         tables = list(app.query(DataTable))
         for table in tables:
-            for column in ("id", "steps", "reward"):
-                table.add_column(column, key=column)
-            for worker in range(4):
-                table.add_row(str(worker), "0", "0.0", key=str(worker))
+            fill(table)
         changes = [
             lambda t: t.update_cell("2", "steps", "5000"),
             lambda t: t.update_cell("1", "reward", "123456789.5", update_width=True),  # the column widens
