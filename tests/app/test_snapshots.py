@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 from textual.app import App
+from textual.widgets import DataTable, Log
 
 from mario_tui.engine.config import RunConfig
 from mario_tui.engine.session import EpisodeRecord, WorkerRow
-from mario_tui.screens.dashboard import DashboardScreen
+from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import HelpScreen
+from mario_tui.widgets.frame_view import FrameView
+from mario_tui.widgets.plots import MetricPlot
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "app.tcss"
 
@@ -86,11 +90,24 @@ def test_help_layout(snap_compare):
     assert snap_compare(ScreenApp(HelpScreen), terminal_size=(120, 40))
 
 
+def dashboard_drawn(screen: DashboardScreen) -> bool:
+    """Every part of the dashboard shows its fixed data: table, panel, the four plots, the frame, the log."""
+    table_filled = all(value != "-" for row in screen.query_one("#workers", DataTable).rows
+                       for value in screen.query_one("#workers", DataTable).get_row(row))
+    plots_drawn = all(plot.points_drawn > 0 for plot in screen.query(MetricPlot))
+    return (table_filled and plots_drawn and screen.query_one(CoordinatorPanel)._last != ""
+            and screen.query_one(FrameView).frame is not None and screen.query_one(Log).line_count == 3)
+
+
 def test_dashboard_layout(snap_compare, tmp_path):
     run = FixedRun(tmp_path / "demo")
 
     async def settle(pilot) -> None:
-        await pilot.pause(1.5)  # plot timers and the frame preview have drawn once
+        """Poll until each refresh timer has drawn once (a fixed wait was too short on a loaded CI box)."""
+        deadline = time.monotonic() + 30
+        while not (isinstance(pilot.app.screen, DashboardScreen) and dashboard_drawn(pilot.app.screen)):
+            assert time.monotonic() < deadline, "the dashboard did not draw all its parts within 30 s"
+            await pilot.pause(0.05)
 
     assert snap_compare(ScreenApp(lambda: DashboardScreen(run, preview="halfblock")), terminal_size=(160, 50),
                         run_before=settle)
