@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import inspect
 import weakref
@@ -16,6 +15,7 @@ from textual.widgets._footer import FooterKey
 
 from mario_tui.app import MarioApp
 from mario_tui.textual_fixes import PrunedFooter, release_styles_caches
+from tests.polling import wait_until
 
 
 class Page(Screen):
@@ -70,16 +70,17 @@ async def test_pruned_footer_lets_go_of_the_keys_it_rebuilt():
         await pilot.pause()
         footer = app.screen.query_one(PrunedFooter)
         replaced: list[weakref.ref] = []
+
+        def all_detached() -> bool:
+            return not any(ref() is not None and ref().is_attached for ref in replaced)
+
         for _ in range(4):
             keys = list(footer.query(FooterKey))
             assert len(keys) >= 2
             replaced += [weakref.ref(key) for key in keys]
             del keys
             app.screen.refresh_bindings()  # what a focus change or a screen switch does: the footer rebuilds its keys
-            deadline = asyncio.get_running_loop().time() + 5
-            while any(ref() is not None and ref().is_attached for ref in replaced):
-                assert asyncio.get_running_loop().time() < deadline, "the footer did not rebuild its keys"
-                await pilot.pause(0.02)
+            await wait_until(pilot, all_detached, 5, "the footer to rebuild its keys")
             await pilot.pause()
         gc.collect()
         # Stock Footer keeps every rebuilt key in its `compact` watcher list (textual#6666).

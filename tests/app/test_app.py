@@ -16,6 +16,7 @@ from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen, HelpScreen
 from mario_tui.widgets.status_header import StatusHeader
+from tests.polling import wait_until
 
 
 def tiny(tmp_path: Path, **changes) -> RunConfig:
@@ -24,15 +25,6 @@ def tiny(tmp_path: Path, **changes) -> RunConfig:
                 run_dir=str(tmp_path / "checkpoints"), actions="right_only", eps_decay_steps=500, seed=2)
     base.update(changes)
     return RunConfig(**base)
-
-
-async def wait_until(pilot, predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def train_tiny_run(tmp_path: Path, name: str, steps: int):
@@ -117,7 +109,9 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps, m
         monkeypatch.setattr(Widget, "render_lines", counting_render_lines)
         await pilot.press("p")
         assert run.paused
-        await pilot.pause(0.4)
+        await wait_until(pilot, lambda: {"WorkerTable", "HeaderTitle", "CoordinatorPanel"} <= rendered, 10,
+                         "the table, header and panel repainted")
+        await pilot.pause(0.3)  # room for any wider repaint to show up (the negative check below)
         monkeypatch.undo()
         for timer in dashboard._refresh_timers:
             timer.resume()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import HelpScreen
 from mario_tui.widgets.frame_view import FrameView
 from mario_tui.widgets.plots import MetricPlot
+from tests.polling import wait_until
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "app.tcss"
 
@@ -104,10 +104,8 @@ def test_dashboard_layout(snap_compare, tmp_path):
 
     async def settle(pilot) -> None:
         """Poll until each refresh timer has drawn once (a fixed wait was too short on a loaded CI box)."""
-        deadline = time.monotonic() + 30
-        while not (isinstance(pilot.app.screen, DashboardScreen) and dashboard_drawn(pilot.app.screen)):
-            assert time.monotonic() < deadline, "the dashboard did not draw all its parts within 30 s"
-            await pilot.pause(0.05)
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, DashboardScreen)
+                         and dashboard_drawn(pilot.app.screen), 30, "every part of the dashboard drawn")
 
     assert snap_compare(ScreenApp(lambda: DashboardScreen(run, preview="halfblock")), terminal_size=(160, 50),
                         run_before=settle)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from mario_tui.widgets.frame_render import UPPER_HALF, halfblock_strips
 from mario_tui.widgets.frame_view import FrameView, resolve_mode
 from mario_tui.widgets.plots import MetricPlot
 from mario_tui.widgets.q_bars import QValueBars
+from tests.polling import wait_until
 
 
 class OneWidget(App):
@@ -118,13 +118,6 @@ def test_graphics_modes_fall_back_to_half_blocks_without_a_probe():
     assert resolve_mode("off", headless=True) == "off"
 
 
-async def wait_for(pilot, predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.02)
-
-
 async def test_metric_plot_redraws_with_data_nans_and_nothing():
     plot = MetricPlot(title="episode reward", xlabel="episode", interval=0.05)
     async with OneWidget(plot).run_test(size=(100, 40)) as pilot:
@@ -153,7 +146,7 @@ async def test_metric_plot_redraws_once_per_change_at_most_every_interval():
     async with OneWidget(plot).run_test(size=(100, 40)) as pilot:
         plot.set_series("loss", np.arange(500), np.exp(-np.arange(500) / 100) + 1e-3)
         assert plot.points_drawn == 0  # stored only: the redraw is scheduled, not done inline
-        await wait_for(pilot, lambda: plot.points_drawn > 0)
+        await wait_until(pilot, lambda: plot.points_drawn > 0, 10, "the redraw")
         first = plot.last_redraw_at
         rendered = plot.plain_text()
         assert "loss" in rendered and "0.00781┤" in rendered  # log axis with relabelled ticks
@@ -162,7 +155,7 @@ async def test_metric_plot_redraws_once_per_change_at_most_every_interval():
         assert plot.points_drawn == -1  # nothing changed: no redraw
         for end in (300, 400):  # two changes inside one interval: one redraw, after the interval
             plot.set_series("loss", np.arange(end), np.exp(-np.arange(end) / 100) + 1e-3)
-        await wait_for(pilot, lambda: plot.points_drawn > 0)
+        await wait_until(pilot, lambda: plot.points_drawn > 0, 10, "the redraw")
         assert plot.last_redraw_at - first >= 0.4
         plot.points_drawn = -1
         await pilot.pause(0.5)
@@ -199,9 +192,9 @@ async def test_sixel_mode_uses_textual_image_when_probed(monkeypatch):
     async with OneWidget(view).run_test(size=(100, 40)) as pilot:
         assert view.active_mode == "sixel"
         view.update_frame(make_frame())
-        await pilot.pause(2 / view.graphics_fps)
         image = view.query_one(".-graphics")
-        assert image.image is not None and image.image.size == (256, 240)
+        await wait_until(pilot, lambda: image.image is not None, 10, "the frame handed to the sixel widget")
+        assert image.image.size == (256, 240)
         view.mode = "halfblock"
         await pilot.pause()
         assert not view.query(".-graphics") and UPPER_HALF in screen_text(view)
