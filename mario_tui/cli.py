@@ -20,6 +20,7 @@ from mario_tui.engine.config import (
     field_help,
     field_type,
     flag_name,
+    model_defaults_text,
 )
 
 # Options that define the network or the data shape: a resumed run must keep them.
@@ -52,20 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preview-fps", type=preview_fps, default=DEFAULT_PREVIEW_FPS, metavar="FPS",
                         help="Game frames a second in the dashboard's live preview (1-30; each costs the training a "
                              "little CPU, the replay viewer plays episodes at full speed).")
-    defaults = RunConfig()
     for f in fields(RunConfig):
         kind = field_type(f.name)
         flag = flag_name(f.name)
         help_text = field_help(f.name)
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=f"{help_text} (default: {getattr(defaults, f.name)})")
+                                help=f"{help_text} ({default_text(f.name)})")
             continue
         choices = field_choices(f.name) or None
         parser.add_argument(flag, type=_typed(f.name), choices=choices, default=argparse.SUPPRESS,
                             metavar=None if choices else f.name.upper(),
-                            help=f"{help_text} (default: {getattr(defaults, f.name)!r})")
+                            help=f"{help_text} ({default_text(f.name)})")
     return parser
+
+
+def default_text(field_name: str) -> str:
+    """`default: 1.0`, plus the models that default otherwise: `default: 1.0; dreamer: 0.0`."""
+    others = model_defaults_text(field_name)
+    return f"default: {getattr(RunConfig, field_name)!r}" + (f"; {others}" if others else "")
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[RunConfig, str | None]:
@@ -89,7 +95,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         resume_dir = str(paths.root)
     else:
         try:
-            config = RunConfig(**given)
+            config = RunConfig.with_model_defaults(**given)
         except ConfigError as exc:
             parser.error(str(exc))
     problems = config.problems()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mario_tui.cli import build_parser, config_from_args
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -19,6 +21,17 @@ def test_help_lists_every_run_option_with_its_docstring():
     assert proc.returncode == 0
     assert "--batch" in proc.stdout and "--per, --no-per" in proc.stdout
     assert "Adam learning rate at the start of the cosine" in " ".join(proc.stdout.split())
+
+
+def test_model_defaults_apply_under_explicit_flags():
+    parser = build_parser()
+    dreamer, _ = config_from_args(parser.parse_args(["--model", "dreamer"]), parser)
+    assert (dreamer.eps_start, dreamer.eps_end) == (0.0, 0.0)  # its actor samples: no epsilon on top by default
+    chosen, _ = config_from_args(parser.parse_args(["--model", "dreamer", "--eps-start", "0.3"]), parser)
+    assert (chosen.eps_start, chosen.eps_end) == (0.3, 0.0)
+    ddqn, _ = config_from_args(parser.parse_args([]), parser)
+    assert (ddqn.eps_start, ddqn.eps_end) == (1.0, 0.05)
+    assert "(default: 1.0; dreamer: 0.0)" in " ".join(parser.format_help().split())
 
 
 def test_the_app_without_a_terminal_points_to_batch(tmp_path):

@@ -27,6 +27,25 @@ WORLDS = range(1, 9)
 STAGES = range(1, 5)
 
 
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dreamer": {"eps_start": 0.0, "eps_end": 0.0},
+}
+"""Defaults that depend on the model (the CLI, the Launch form and `RunConfig.with_model_defaults` apply them).
+Dreamer's actor samples its actions and explores through its entropy bonus: epsilon-greedy on top of it would only
+add random actions the imagined returns never asked for."""
+
+
+def model_default(model: str, field_name: str) -> Any:
+    """The default of `field_name` for runs of `model`."""
+    return MODEL_DEFAULTS.get(model, {}).get(field_name, getattr(RunConfig, field_name))
+
+
+def model_defaults_text(field_name: str) -> str:
+    """The models whose default for `field_name` differs, as `dreamer: 0.0` (empty when none does)."""
+    return "; ".join(f"{model}: {values[field_name]!r}" for model, values in MODEL_DEFAULTS.items()
+                     if field_name in values)
+
+
 class ConfigError(ValueError):
     """A run option has a value that cannot work; the message names the option and what is valid."""
 
@@ -57,13 +76,14 @@ class RunConfig:
 
     # --- optimisation --------------------------------------------------------------------------
     lr: float = 2.5e-4
-    """Adam learning rate at the start of the cosine schedule."""
+    """Adam learning rate at the start of the cosine schedule (Dreamer: of the world model)."""
     lr_min: float = 1e-5
     """Learning rate at the end of the cosine schedule."""
     lr_decay_updates: int = 200_000
     """Coordinator updates over which the learning rate decays from `lr` to `lr_min`."""
     grad_clip: float = 10.0
-    """Clip the averaged gradient to this global L2 norm (0 disables clipping)."""
+    """Clip the averaged gradient to this L2 norm, per parameter group (Dreamer: world model, actor and critic
+    each on its own, so the world model's large gradients do not scale the actor's down; 0 disables clipping)."""
     gamma: float = 0.99
     """Discount factor per agent step."""
     n_step: int = 3
@@ -136,6 +156,10 @@ class RunConfig:
     """Dreamer: share of the KL gradient that trains the prior (the rest regularises the posterior)."""
     free_nats: float = 1.0
     """Dreamer: KL below this many nats (per step) is not penalised (free bits)."""
+    actor_lr: float = 4e-5
+    """Dreamer: Adam learning rate of the actor (scaled by the same cosine schedule as `lr`)."""
+    critic_lr: float = 1e-4
+    """Dreamer: Adam learning rate of the critic (scaled by the same cosine schedule as `lr`)."""
     entropy_coef: float = 3e-4
     """Dreamer: weight of the actor's entropy bonus."""
     actor_coef: float = 1.0
@@ -160,6 +184,11 @@ class RunConfig:
     """Run name (folder under run_dir); empty means a timestamp plus the model name."""
 
     # ------------------------------------------------------------------------------------------
+    @classmethod
+    def with_model_defaults(cls, **given: Any) -> RunConfig:
+        """A config from explicit values over the defaults of the model they name (see `MODEL_DEFAULTS`)."""
+        return cls(**{**MODEL_DEFAULTS.get(given.get("model", cls.model), {}), **given})
+
     def validate(self) -> RunConfig:
         """Raise `ConfigError` naming the first bad option; returns self so calls can chain."""
         problems = self.problems()
@@ -192,6 +221,8 @@ class RunConfig:
         need("lr", 0 < self.lr <= 1, "must be in (0, 1]")
         need("lr_min", 0 <= self.lr_min <= self.lr, "must be between 0 and --lr")
         need("lr_decay_updates", self.lr_decay_updates >= 1, "must be at least 1")
+        need("actor_lr", 0 < self.actor_lr <= 1, "must be in (0, 1]")
+        need("critic_lr", 0 < self.critic_lr <= 1, "must be in (0, 1]")
         need("grad_clip", self.grad_clip >= 0, "must be 0 (off) or more")
         need("gamma", 0 < self.gamma <= 1, "must be in (0, 1]")
         need("n_step", 1 <= self.n_step <= 20, "must be between 1 and 20")

@@ -19,7 +19,14 @@ import torch
 from mario_tui.engine.config import RunConfig
 from mario_tui.engine.flat import FlatParameters
 from mario_tui.engine.learners.base import Learner
-from mario_tui.engine.optim import clip_gradients, make_optimizer, make_scheduler
+from mario_tui.engine.optim import (
+    clip_gradients,
+    make_optimizer,
+    make_scheduler,
+    param_groups,
+    regroup_optimizer_state,
+    restart_schedule,
+)
 
 
 @dataclass
@@ -67,7 +74,7 @@ class Coordinator:
         self.device = device
         self.model.to(device)
         self.flat = FlatParameters(self.model.parameters())
-        self.optimizer = make_optimizer(self.model.parameters(), config.lr, device)
+        self.optimizer = make_optimizer(param_groups(self.model, config), device)
         self.scheduler = make_scheduler(self.optimizer, config)
         self.counters = counters or CoordinatorCounters()
         self._host_weights = np.empty(self.flat.numel, dtype=np.float32)
@@ -75,6 +82,7 @@ class Coordinator:
         self.recent_lags: deque[int] = deque(maxlen=1000)
         self.last_metrics: dict[str, float] = {}
         self.last_grad_norm = math.nan
+        self.last_group_norms: dict[str, float] = {}
         self.update_times: deque[float] = deque(maxlen=200)
 
     @property
@@ -93,7 +101,20 @@ class Coordinator:
 
     @property
     def lr(self) -> float:
+        """The first group's learning rate (DQN's only one, Dreamer's world model)."""
         return float(self.optimizer.param_groups[0]["lr"])
+
+    @property
+    def group_norm_names(self) -> list[str]:
+        """Metric names of the per-group gradient norms; none when the model has a single group."""
+        groups = self.optimizer.param_groups
+        return [f"grad_norm_{group['name']}" for group in groups] if len(groups) > 1 else []
+
+    def group_norm_metrics(self) -> dict[str, float]:
+        """The last update's gradient norm of each group (before clipping), as `group_norm_names` metrics."""
+        if len(self.last_group_norms) < 2:
+            return {}
+        return {f"grad_norm_{name}": norm for name, norm in self.last_group_norms.items()}
 
     def host_weights(self) -> np.ndarray:
         """The current flat weights in host memory (what is published to workers)."""
@@ -149,7 +170,7 @@ class Coordinator:
         """One optimizer step with `mean_grad` as the gradient; then targets and the version counter."""
         with torch.no_grad():
             self.flat.grads.copy_(torch.from_numpy(mean_grad))
-        self.last_grad_norm = clip_gradients(self.model.parameters(), self.config.grad_clip)
+        self.last_grad_norm, self.last_group_norms = clip_gradients(self.optimizer, self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.counters.updates += 1
@@ -184,7 +205,8 @@ class Coordinator:
 
     def load_state(self, data: dict[str, Any]) -> None:
         self.model.load_state_dict(data["model"])
-        self.optimizer.load_state_dict(data["optimizer"])
+        self.optimizer.load_state_dict(regroup_optimizer_state(data["optimizer"], self.optimizer))
         if "scheduler" in data:
             self.scheduler.load_state_dict(data["scheduler"])
+            restart_schedule(self.scheduler, self.optimizer)
         self.counters = CoordinatorCounters.from_dict(data["counters"])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from mario_tui.engine.config import ConfigError, RunConfig
 from mario_tui.engine.learners.base import Learner
@@ -25,6 +25,8 @@ class ModelEntry:
     """The two metrics the dashboard plots and the progress line shows (a loss, then a value estimate)."""
     prioritized_replay: bool = True
     """Whether the learner uses replay priorities (False: the buffer skips its sum tree)."""
+    lr_fields: Mapping[str, str] = field(default_factory=dict)
+    """The RunConfig option that holds each parameter group's learning rate; groups not named here use `lr`."""
 
 
 def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
@@ -56,7 +58,8 @@ REGISTRY: dict[str, ModelEntry] = {
     "dreamer": ModelEntry("dreamer", "Dreamer-style world model with an imagined actor-critic", _build_dreamer,
                           ("wm_loss", "wm_recon_mse", "wm_ssim", "wm_kl", "wm_reward_loss", "wm_cont_loss",
                            "wm_terminal_acc", "actor_loss", "actor_entropy", "imag_return", "imag_value",
-                           "critic_loss", "batch_size"), ("wm_loss", "imag_return"), prioritized_replay=False),
+                           "critic_loss", "batch_size"), ("wm_loss", "imag_return"), prioritized_replay=False,
+                          lr_fields={"actor": "actor_lr", "critic": "critic_lr"}),
 }
 
 

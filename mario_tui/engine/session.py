@@ -187,7 +187,7 @@ class Run:
                           f"{coordinator.numel:,} parameters, device {self.device}")
         steps = list(coordinator.counters.worker_steps) + [0] * cfg.workers
         coordinator.counters.worker_steps = steps[: cfg.workers]
-        self._csv = MetricsCsv(self.paths.csv, self.metric_names)
+        self._csv = MetricsCsv(self.paths.csv, [*self.metric_names, *coordinator.group_norm_names])
         self._segments = segments = shm.RuntimeSegments.create(cfg.workers, coordinator.numel, self.metric_names)
         if segments.removed_stale:
             self.log.info(f"removed {len(segments.removed_stale)} shared-memory segments left by a dead run")
@@ -294,7 +294,8 @@ class Run:
             segments.weights.publish(coordinator.host_weights(), version=coordinator.published_version)
             updates = coordinator.counters.updates
             self.metric_history.append({"updates": updates, "lr": coordinator.lr,
-                                        "grad_norm": coordinator.last_grad_norm, **report.metrics})
+                                        "grad_norm": coordinator.last_grad_norm,
+                                        **coordinator.group_norm_metrics(), **report.metrics})
             if updates - last_csv_update >= cfg.csv_every:
                 last_csv_update = updates
                 self._csv.append(self._csv_row())
@@ -465,6 +466,7 @@ class Run:
             "frames_per_s": fps,
             "lr": c.lr,
             "grad_norm": c.last_grad_norm,
+            **c.group_norm_metrics(),
             "grads_applied": c.counters.grads_applied,
             "dropped_stale": c.counters.dropped_stale,
             "dropped_nonfinite": c.counters.dropped_nonfinite,

@@ -12,7 +12,7 @@ import torch
 
 from mario_tui.engine.collector import Collector, EpisodeResult
 from mario_tui.engine.config import RunConfig
-from mario_tui.engine.optim import clip_gradients, make_optimizer, make_scheduler
+from mario_tui.engine.optim import clip_gradients, make_optimizer, make_scheduler, param_groups
 from mario_tui.engine.registry import build_model
 
 
@@ -51,7 +51,7 @@ class Trainer:
         self.buffer = make_buffer(config, config.seed)
         self.collector = Collector(env, self.buffer, self.model, config.eps_start, config.eps_end,
                                    config.eps_decay_steps, seed=config.seed)
-        self.optimizer = make_optimizer(self.model.parameters(), config.lr, torch.device("cpu"))
+        self.optimizer = make_optimizer(param_groups(self.model, config), torch.device("cpu"))
         self.scheduler = make_scheduler(self.optimizer, config)
         self.report = TrainerReport()
 
@@ -70,7 +70,9 @@ class Trainer:
             if info.priorities is not None and cfg.per:
                 self.buffer.update_priorities(batch.indices, info.priorities)
             metrics = info.metrics
-        metrics["grad_norm"] = clip_gradients(self.model.parameters(), cfg.grad_clip)
+        metrics["grad_norm"], group_norms = clip_gradients(self.optimizer, cfg.grad_clip)
+        if len(group_norms) > 1:
+            metrics.update({f"grad_norm_{name}": norm for name, norm in group_norms.items()})
         self.optimizer.step()
         self.scheduler.step()
         self.report.updates += 1

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Collapsible, DataTable, Header, Input, Label, Select, Static, Switch
 
 from mario_tui.engine.config import (
+    MODEL_DEFAULTS,
     ConfigError,
     RunConfig,
     coerce,
@@ -26,6 +27,8 @@ from mario_tui.engine.config import (
     field_help,
     field_label,
     field_type,
+    model_default,
+    model_defaults_text,
 )
 from mario_tui.engine.registry import REGISTRY
 from mario_tui.engine.runs import list_runs
@@ -76,7 +79,9 @@ class OptionRow(Vertical):
             else:
                 placeholder = "timestamp + model" if name == "name" else ""
                 yield Input(value="" if value == "" else str(value), placeholder=placeholder, id=f"opt-{name}")
-        yield Static(field_help(name), classes="option-help", markup=False)
+        others = model_defaults_text(name)
+        yield Static(field_help(name) + (f" (default for {others})" if others else ""), classes="option-help",
+                     markup=False)
         yield Static("", classes="option-error", id=f"err-{name}", markup=False)
 
     def raw_value(self) -> Any:
@@ -132,6 +137,7 @@ class LaunchScreen(Screen):
         super().__init__()
         self.initial = config or RunConfig()
         self.config: RunConfig | None = self.initial
+        self.model = self.initial.model
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -201,9 +207,24 @@ class LaunchScreen(Screen):
     @on(Select.Changed)
     @on(Switch.Changed)
     def _changed(self, event: Message) -> None:
+        if isinstance(event, Select.Changed) and event.select.id == "opt-model":
+            self.apply_model_defaults(str(event.value))
         self.validate_form()
         if getattr(event, "input", None) is not None and event.input.id == "opt-run_dir":  # type: ignore[attr-defined]
             self.refresh_runs()
+
+    def apply_model_defaults(self, model: str) -> None:
+        """Switching models: options still at the old model's default take the new one's (Dreamer's epsilon is
+        0); values the user typed stay."""
+        old, self.model = self.model, model
+        for name in {*MODEL_DEFAULTS.get(old, {}), *MODEL_DEFAULTS.get(model, {})}:
+            widget = self.query_one(f"#opt-{name}", Input)
+            try:
+                untouched = coerce(name, widget.value) == model_default(old, name)
+            except ConfigError:
+                untouched = False
+            if untouched:
+                widget.value = str(model_default(model, name))
 
     @on(Button.Pressed, "#launch")
     def action_launch(self) -> None:

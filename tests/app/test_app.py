@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from textual.widget import Widget
-from textual.widgets import Button, DataTable, Input
+from textual.widgets import Button, DataTable, Input, Select
 
 from mario_tui.app import MarioApp
 from mario_tui.engine.config import RunConfig
@@ -72,6 +72,18 @@ async def test_launch_form_validates_inline_and_disables_launch(tmp_path, apps):
         await pilot.pause()
         assert not launch.disabled and not screen.query_one("#row-workers").has_class("-invalid")
         assert "No resumable runs" in str(screen.query_one("#runs-empty").render())
+
+        # Switching the model brings its defaults for options still at the old model's; typed values stay.
+        eps_start, eps_end = screen.query_one("#opt-eps_start", Input), screen.query_one("#opt-eps_end", Input)
+        assert "default for dreamer: 0.0" in str(screen.query_one("#row-eps_start .option-help").render())
+        screen.query_one("#opt-model", Select).value = "dreamer"
+        await pilot.pause()
+        assert (eps_start.value, eps_end.value) == ("0.0", "0.0")
+        assert screen.config is not None and screen.config.eps_start == 0.0 and not launch.disabled
+        eps_start.value = "0.5"
+        screen.query_one("#opt-model", Select).value = "ddqn"
+        await pilot.pause()
+        assert (eps_start.value, eps_end.value) == ("0.5", "0.05")
 
 
 async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps, monkeypatch):

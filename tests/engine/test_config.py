@@ -23,12 +23,16 @@ def test_defaults_are_valid_and_every_field_has_help():
         assert field_help(name), f"{name} has no docstring"
     assert field_help("lr").startswith("Adam learning rate")
     assert field_label("lr_min") == "LR min"
+    dreamer = RunConfig.with_model_defaults(model="dreamer")
+    assert dreamer.problems() == {} and (dreamer.eps_start, dreamer.eps_end) == (0.0, 0.0)
 
 
 @pytest.mark.parametrize("changes, field, words", [
     ({"workers": 0}, "workers", "between 1 and 64"),
     ({"lr": 0.0}, "lr", "(0, 1]"),
     ({"lr": 1e-4, "lr_min": 1e-3}, "lr_min", "--lr"),
+    ({"actor_lr": 0.0}, "actor_lr", "--actor-lr: must be in (0, 1]"),
+    ({"critic_lr": 2.0}, "critic_lr", "--critic-lr: must be in (0, 1]"),
     ({"gamma": 1.5}, "gamma", "(0, 1]"),
     ({"level": "9-1"}, "level", "valid"),
     ({"actions": "jump"}, "actions", "right_only, simple, complex"),

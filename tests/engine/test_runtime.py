@@ -274,6 +274,9 @@ def test_dreamer_trains_through_the_same_runtime_and_resumes(tmp_path, runs):
     rows = read_csv(run.paths.csv)
     assert rows and all(c in rows[0] for c in ("wm_recon_mse", "wm_ssim", "wm_kl", "imag_return", "critic_loss"))
     assert np.isfinite(float(rows[-1]["wm_recon_mse"]))
+    norms = [float(rows[-1][f"grad_norm_{part}"]) for part in ("world_model", "actor", "critic")]
+    assert all(n > 0 for n in norms)  # each part's own norm, before its own clipping
+    assert float(rows[-1]["grad_norm"]) == pytest.approx(float(np.linalg.norm(norms)), rel=1e-3)
     first = load_checkpoint(run.paths.checkpoint)
     assert any(k.startswith("slow_critic.") for k in first["model"])
     resumed = start(runs, config.replace(steps=12), resume_dir=run.paths.root)

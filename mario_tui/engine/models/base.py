@@ -49,4 +49,9 @@ class Model(Protocol):
         """The trainable parameters, in a fixed order: the flat gradient/weights layout follows it."""
         ...
 
+    def param_groups(self) -> dict[str, list[torch.nn.Parameter]]:
+        """`parameters()` split into named groups, in the same order: each gets its own learning rate and its own
+        gradient clipping (DQN has one group)."""
+        ...
+
     def to(self, device: torch.device | str) -> Model: ...

@@ -81,6 +81,9 @@ class DuelingDDQN(nn.Module):
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]:  # type: ignore[override]
         return self.online.parameters(recurse)
 
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"q": list(self.online.parameters())}
+
     def forward(self, x: torch.Tensor, network: Network = "online") -> torch.Tensor:
         net = self.online if network == "online" else self.target
         return net(x)

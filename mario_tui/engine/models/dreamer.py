@@ -237,6 +237,11 @@ class DreamerModel(nn.Module):
         modules = (*self.world_model_modules(), self.actor, self.critic)
         return chain.from_iterable(m.parameters(recurse) for m in modules)
 
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """World model, actor and critic: Dreamer trains each at its own rate, with its own gradient clipping."""
+        return {"world_model": list(self.world_model_parameters()), "actor": list(self.actor.parameters()),
+                "critic": list(self.critic.parameters())}
+
     def sync_target(self) -> None:
         self.slow_critic.load_state_dict(self.critic.state_dict())
 
