@@ -188,6 +188,8 @@ class Run:
         steps = list(coordinator.counters.worker_steps) + [0] * cfg.workers
         coordinator.counters.worker_steps = steps[: cfg.workers]
         self._csv = MetricsCsv(self.paths.csv, [*self.metric_names, *coordinator.group_norm_names])
+        # The update count of the last row in training.csv: a resumed run's last session ended with that row.
+        self._csv_updates = coordinator.counters.updates if self._resume is not None else -1
         self._segments = segments = shm.RuntimeSegments.create(cfg.workers, coordinator.numel, self.metric_names)
         if segments.removed_stale:
             self.log.info(f"removed {len(segments.removed_stale)} shared-memory segments left by a dead run")
@@ -298,7 +300,7 @@ class Run:
                                         **coordinator.group_norm_metrics(), **report.metrics})
             if updates - last_csv_update >= cfg.csv_every:
                 last_csv_update = updates
-                self._csv.append(self._csv_row())
+                self._append_csv_row()
             if updates % cfg.checkpoint_every == 0:
                 self._write_checkpoint()
             if cfg.steps and updates >= cfg.steps:
@@ -438,8 +440,8 @@ class Run:
             self._poll_episodes()
             if checkpoint and self.coordinator is not None and self.coordinator.counters.updates > 0:
                 self._write_checkpoint()
-            if self.coordinator is not None:
-                self._csv.append(self._csv_row())
+            if self.coordinator is not None and self.coordinator.counters.updates != self._csv_updates:
+                self._append_csv_row()  # the last updates since the last row (not a second row for the same update)
         finally:
             self._segments.close()
             self.log.info("stopped; shared memory released")
@@ -521,6 +523,11 @@ class Run:
             return {}
         snap = self._stats_cache
         return {k: float(snap[f"{k}_time_frac"].mean()) for k in ("env", "act", "learn", "wait")}
+
+    def _append_csv_row(self) -> None:
+        row = self._csv_row()
+        self._csv.append(row)
+        self._csv_updates = int(row["updates"])
 
     def _csv_row(self) -> dict[str, Any]:
         stats = self.coordinator_stats()

@@ -102,7 +102,8 @@ def test_resume_continues_counters_and_appends_csv(tmp_path, runs):
     assert second["scheduler"]["last_epoch"] >= 40
     rows = read_csv(run.paths.csv)
     assert len(rows) > csv_rows
-    assert [int(r["updates"]) for r in rows] == sorted(int(r["updates"]) for r in rows)
+    updates = [int(r["updates"]) for r in rows]
+    assert updates == sorted(set(updates)), updates  # in order, and one row per update count (stop adds none twice)
     assert "resumed t at update" in run.paths.log.read_text()
 
 
