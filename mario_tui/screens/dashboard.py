@@ -166,6 +166,9 @@ class RunLog(Log):
         self._render_line_cache = LRUCache(256)
 
 
+SHORT_GROUP_NAMES = {"world_model": "wm"}  # as in the wm_* metrics; keeps the line inside a 120-column panel
+
+
 class CoordinatorPanel(Static):
     """The coordinator's figures in a few lines."""
 
@@ -189,7 +192,12 @@ class CoordinatorPanel(Static):
         ]
         learner = [name for name in REGISTRY[model].metrics if name != "batch_size"]
         lines.append("   ".join(f"{name} {fmt(stats.get(name, math.nan))}" for name in learner))
-        lines.append(f"LR {fmt(stats.get('lr', math.nan), '.2e')}   grad norm {fmt(stats.get('grad_norm', math.nan))}")
+        norms = "   grad norm " + fmt(stats.get("grad_norm", math.nan))
+        parts = {key.removeprefix("grad_norm_"): value for key, value in stats.items() if key.startswith("grad_norm_")}
+        if parts:  # Dreamer: each part is clipped on its own, so each norm says whether its clip bites
+            norms += " (" + ", ".join(f"{SHORT_GROUP_NAMES.get(name, name)} {fmt(value)}"
+                                      for name, value in parts.items()) + ")"
+        lines.append(f"LR {fmt(stats.get('lr', math.nan), '.2e')}{norms}")
         lines.append(
             f"gradients applied {int(stats.get('grads_applied', 0)):,}   dropped: stale "
             f"{int(stats.get('dropped_stale', 0))}, non-finite {int(stats.get('dropped_nonfinite', 0))}   "
