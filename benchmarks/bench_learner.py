@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from mario_tui.engine.config import RunConfig
 from mario_tui.engine.flat import parameter_count
-from mario_tui.engine.optim import clip_gradients, make_optimizer
+from mario_tui.engine.optim import clip_gradients, make_optimizer, param_groups
 from mario_tui.engine.registry import build_model
 
 
@@ -49,14 +49,14 @@ def main() -> None:
     torch.set_num_threads(1)
     config = RunConfig()
     model, learner = build_model(config, 7)
-    optimizer = make_optimizer(model.parameters(), config.lr, torch.device("cpu"))
+    optimizer = make_optimizer(param_groups(model, config), torch.device("cpu"))
     batch = batch_of(args.batch, 7)
 
     def ours() -> None:
         optimizer.zero_grad(set_to_none=False)
         loss, _ = learner.compute_loss(batch)
         loss.backward()
-        clip_gradients(model.parameters(), config.grad_clip)
+        clip_gradients(optimizer, config.grad_clip)
         optimizer.step()
 
     base_online, base_target = nature_dqn(7), nature_dqn(7)
