@@ -78,7 +78,8 @@ def run_batch(config: RunConfig, resume_dir: str | None = None, out: TextIO | No
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
     print(progress_line(run), file=out)
-    print(f"done: {run.paths.root} (checkpoint.pt, weights.pt, training.csv, training.log)", file=out, flush=True)
+    print(f"done: {run.paths.root} (checkpoint.pt, weights.pt, {run.csv_path.name}, training.log)", file=out,
+          flush=True)
     if run.error is not None:
         print(f"mario-tui: error: training failed: {run.error} (see {run.paths.log})", file=sys.stderr)
         return 1

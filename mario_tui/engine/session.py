@@ -188,6 +188,9 @@ class Run:
         steps = list(coordinator.counters.worker_steps) + [0] * cfg.workers
         coordinator.counters.worker_steps = steps[: cfg.workers]
         self._csv = MetricsCsv(self.paths.csv, [*self.metric_names, *coordinator.group_norm_names])
+        if self._csv.path != self.paths.csv:
+            self.log.info(f"{self.paths.csv.name} has other columns (written by an older version); new rows go to "
+                          f"{self._csv.path.name}")
         # The update count of the last row in training.csv: a resumed run's last session ended with that row.
         self._csv_updates = coordinator.counters.updates if self._resume is not None else -1
         self._segments = segments = shm.RuntimeSegments.create(cfg.workers, coordinator.numel, self.metric_names)
@@ -213,6 +216,12 @@ class Run:
         for thread in self._threads:
             thread.start()
         self.started.set()
+
+    @property
+    def csv_path(self) -> Path:
+        """Where metric rows go: training.csv, or training.v2.csv when an older version wrote other columns."""
+        csv = getattr(self, "_csv", None)
+        return csv.path if csv is not None else self.paths.csv
 
     def _make_logger(self) -> logging.Logger:
         logger = logging.getLogger(f"mario_tui.run.{self.name}.{id(self)}")
