@@ -166,13 +166,38 @@ class RunLog(Log):
         self._render_line_cache = LRUCache(256)
 
 
+PANEL_WIDTH = 76
+"""Columns inside the coordinator panel in a 120-column terminal: lines are built to fit it. The panel never
+wraps (a wrap would change its height without the re-layout `show` does only when its line count changes); a
+rare longer line ends in an ellipsis."""
+VALUE_WIDTH = 6  # a typical `fmt` value: "0.0563", "-1.47", "1.38e+03" is 8
+
+
+def metric_lines(names: list[str]) -> list[list[str]]:
+    """Names packed into lines that fit PANEL_WIDTH with typical values: a fixed line count per model."""
+    lines: list[list[str]] = []
+    width = PANEL_WIDTH + 1
+    for name in names:
+        item = len(name) + 1 + VALUE_WIDTH
+        if width + 3 + item > PANEL_WIDTH:
+            lines.append([])
+            width = item
+        else:
+            width += 3 + item
+        lines[-1].append(name)
+    return lines
+
+
 SHORT_GROUP_NAMES = {"world_model": "wm"}  # as in the wm_* metrics; keeps the line inside a 120-column panel
 
 
 class CoordinatorPanel(Static):
     """The coordinator's figures in a few lines."""
 
-    DEFAULT_CSS = "CoordinatorPanel { height: auto; padding: 0 1; border: round $primary; }"
+    DEFAULT_CSS = """
+    CoordinatorPanel { height: auto; padding: 0 1; border: round $primary; text-wrap: nowrap;
+                       text-overflow: ellipsis; }
+    """
 
     _last: str = ""
 
@@ -191,7 +216,8 @@ class CoordinatorPanel(Static):
             f"episodes {int(stats.get('episodes', 0)):,}   best x {int(stats.get('best_x_pos', 0))}",
         ]
         learner = [name for name in REGISTRY[model].metrics if name != "batch_size"]
-        lines.append("   ".join(f"{name} {fmt(stats.get(name, math.nan))}" for name in learner))
+        for group in metric_lines(learner):
+            lines.append("   ".join(f"{name} {fmt(stats.get(name, math.nan))}" for name in group))
         norms = "   grad norm " + fmt(stats.get("grad_norm", math.nan))
         parts = {key.removeprefix("grad_norm_"): value for key, value in stats.items() if key.startswith("grad_norm_")}
         if parts:  # Dreamer: each part is clipped on its own, so each norm says whether its clip bites
@@ -200,9 +226,9 @@ class CoordinatorPanel(Static):
         lines.append(f"LR {fmt(stats.get('lr', math.nan), '.2e')}{norms}")
         lines.append(
             f"gradients applied {int(stats.get('grads_applied', 0)):,}   dropped: stale "
-            f"{int(stats.get('dropped_stale', 0))}, non-finite {int(stats.get('dropped_nonfinite', 0))}   "
-            f"policy lag mean {fmt(stats.get('policy_lag_mean', math.nan), '.2f')} max "
-            f"{int(stats.get('policy_lag_max', 0))}")
+            f"{int(stats.get('dropped_stale', 0))}, non-finite {int(stats.get('dropped_nonfinite', 0))}")
+        lines.append(f"policy lag mean {fmt(stats.get('policy_lag_mean', math.nan), '.2f')} max "
+                     f"{int(stats.get('policy_lag_max', 0))} versions")
         if fractions:
             lines.append("worker time: " + "  ".join(f"{k} {v:.0%}" for k, v in fractions.items()))
         head.append("\n".join(lines))

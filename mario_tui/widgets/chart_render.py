@@ -126,8 +126,9 @@ def render_chart(lines: Sequence[ChartLine], width: int, height: int, *, title: 
             strips.append(_text_row(f" {title}", width, title_style))
         else:
             used = 1 + sum(segment.cell_length for segment in title)
-            strips.append(Strip([Segment(" ", title_style), *title, Segment(" " * max(width - used, 0), background)],
-                                width).crop(0, width))
+            # No cell_length argument: a Strip told it is `width` long skips the crop of a longer title.
+            strips.append(Strip([Segment(" ", title_style), *title,
+                                 Segment(" " * max(width - used, 0), background)]).crop(0, width))
     tick_rows = {0: labels[0], (rows - 1) // 2: labels[1], rows - 1: labels[2]} if with_axes else {}
     # The whole canvas at once (per-row numpy calls were most of a redraw): its text as one string, and its runs of
     # cells of one owner as (row, start, end) in reading order.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from rich.color import Color
+from rich.segment import Segment
 from rich.style import Style
 
 from mario_tui.widgets.chart_render import ChartLine, format_tick, rasterise, render_chart
@@ -162,6 +163,10 @@ def test_chart_handles_empty_flat_and_tiny_sizes():
     assert any(chr(0x2800) < ch <= chr(0x28FF) for strip in strips for ch in strip.text)
     assert [strip.cell_length for strip in render_chart([flat], 6, 3)] == [6, 6, 6]  # canvas only
     assert render_chart([flat], 0, 5) == []
+    # A legend title wider than the plot is cut at its edge (it overdrew the next widget at 120 columns).
+    legend = [Segment("x position per episode"), Segment("   last 1155 · ema 711")]
+    top = render_chart([flat], 40, 6, title=legend)[0]
+    assert top.cell_length == 40 and len(top.text) == 40 and top.text.endswith("last 1155 · em")
 
 
 def test_tick_labels_stay_short():
