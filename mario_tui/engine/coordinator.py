@@ -21,6 +21,7 @@ from mario_tui.engine.flat import FlatParameters
 from mario_tui.engine.learners.base import Learner
 from mario_tui.engine.optim import (
     clip_gradients,
+    group_norm_metrics,
     make_optimizer,
     make_scheduler,
     param_groups,
@@ -107,14 +108,11 @@ class Coordinator:
     @property
     def group_norm_names(self) -> list[str]:
         """Metric names of the per-group gradient norms; none when the model has a single group."""
-        groups = self.optimizer.param_groups
-        return [f"grad_norm_{group['name']}" for group in groups] if len(groups) > 1 else []
+        return list(group_norm_metrics({group["name"]: math.nan for group in self.optimizer.param_groups}))
 
     def group_norm_metrics(self) -> dict[str, float]:
         """The last update's gradient norm of each group (before clipping), as `group_norm_names` metrics."""
-        if len(self.last_group_norms) < 2:
-            return {}
-        return {f"grad_norm_{name}": norm for name, norm in self.last_group_norms.items()}
+        return group_norm_metrics(self.last_group_norms)
 
     def host_weights(self) -> np.ndarray:
         """The current flat weights in host memory (what is published to workers)."""

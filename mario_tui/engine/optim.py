@@ -51,6 +51,11 @@ def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> tuple[f
     return math.sqrt(sum(norm * norm for norm in norms.values())), norms
 
 
+def group_norm_metrics(norms: dict[str, float]) -> dict[str, float]:
+    """Per-group norms as metrics (`grad_norm_actor`, ...): none for a single group, whose norm is `grad_norm`."""
+    return {f"grad_norm_{name}": norm for name, norm in norms.items()} if len(norms) > 1 else {}
+
+
 def regroup_optimizer_state(state: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """An optimizer state saved with other parameter groups (a checkpoint from before Dreamer had one group per
     part), re-split to `optimizer`'s groups: Adam's moments are kept per parameter, in `parameters()` order,

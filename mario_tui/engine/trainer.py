@@ -12,7 +12,13 @@ import torch
 
 from mario_tui.engine.collector import Collector, EpisodeResult
 from mario_tui.engine.config import RunConfig
-from mario_tui.engine.optim import clip_gradients, make_optimizer, make_scheduler, param_groups
+from mario_tui.engine.optim import (
+    clip_gradients,
+    group_norm_metrics,
+    make_optimizer,
+    make_scheduler,
+    param_groups,
+)
 from mario_tui.engine.registry import build_model
 
 
@@ -71,8 +77,7 @@ class Trainer:
                 self.buffer.update_priorities(batch.indices, info.priorities)
             metrics = info.metrics
         metrics["grad_norm"], group_norms = clip_gradients(self.optimizer, cfg.grad_clip)
-        if len(group_norms) > 1:
-            metrics.update({f"grad_norm_{name}": norm for name, norm in group_norms.items()})
+        metrics.update(group_norm_metrics(group_norms))
         self.optimizer.step()
         self.scheduler.step()
         self.report.updates += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -137,8 +137,9 @@ class WorkerTable(DataTable):
         self._drop_stale_renders()
 
     def _drop_stale_renders(self) -> None:
-        for cache in (self._cell_render_cache, self._row_render_cache, self._row_renderable_cache, self._line_cache):
-            cache.clear()
+        caches = (self._cell_render_cache, self._row_render_cache, self._row_renderable_cache, self._line_cache)
+        for render_cache in caches:
+            render_cache.clear()
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Any, width: int, cursor: bool = False,
                      hover: bool = False) -> Any:
@@ -173,7 +174,8 @@ rare longer line ends in an ellipsis."""
 VALUE_WIDTH = 6  # a typical `fmt` value: "0.0563", "-1.47", "1.38e+03" is 8
 
 
-def metric_lines(names: list[str]) -> list[list[str]]:
+@cache
+def metric_lines(names: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     """Names packed into lines that fit PANEL_WIDTH with typical values: a fixed line count per model."""
     lines: list[list[str]] = []
     width = PANEL_WIDTH + 1
@@ -185,7 +187,7 @@ def metric_lines(names: list[str]) -> list[list[str]]:
         else:
             width += 3 + item
         lines[-1].append(name)
-    return lines
+    return tuple(tuple(line) for line in lines)
 
 
 SHORT_GROUP_NAMES = {"world_model": "wm"}  # as in the wm_* metrics; keeps the line inside a 120-column panel
@@ -216,7 +218,7 @@ class CoordinatorPanel(Static):
             f"episodes {int(stats.get('episodes', 0)):,}   best x {int(stats.get('best_x_pos', 0))}",
         ]
         learner = [name for name in REGISTRY[model].metrics if name != "batch_size"]
-        for group in metric_lines(learner):
+        for group in metric_lines(tuple(learner)):
             lines.append("   ".join(f"{name} {fmt(stats.get(name, math.nan))}" for name in group))
         norms = "   grad norm " + fmt(stats.get("grad_norm", math.nan))
         parts = {key.removeprefix("grad_norm_"): value for key, value in stats.items() if key.startswith("grad_norm_")}
