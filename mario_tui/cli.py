@@ -41,13 +41,27 @@ def _typed(name: str):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mario-tui",
-        usage="mario-tui [--batch] [--resume RUN] [options]   (mario-tui --help lists every option)",
+        usage="mario-tui [--batch] [--resume RUN] [options] | mario-tui --eval RUN_OR_CHECKPOINT [--episodes N] "
+              "[--level L] [--epsilon E] [--seed S] [--workers N] [--gif]   (mario-tui --help lists every option)",
         description="Train deep RL agents to play Super Mario Bros. Without --batch, opens the terminal app.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--batch", action="store_true", help="Train without a UI (servers, CI, nohup).")
     parser.add_argument("--resume", metavar="RUN", default=None,
                         help="Resume a run: its name under --run-dir, or a path to its folder or checkpoint.pt.")
+    evaluation = parser.add_argument_group(
+        "evaluation", "mario-tui --eval RUN_OR_CHECKPOINT plays greedy episodes of a saved agent (also --level, "
+        "where 'all' means every stage, --seed, --workers for parallel processes, --eval-max-steps, "
+        "--eval-stall-steps and --eval-noops) and writes eval/<timestamp>.json and .csv in its run folder")
+    evaluation.add_argument("--eval", metavar="RUN_OR_CHECKPOINT", default=None,
+                            help="Evaluate a run (its weights.pt; name under --run-dir or path) or a weights.pt, "
+                                 "best.pt or checkpoint.pt file, then exit.")
+    evaluation.add_argument("--episodes", type=positive_int, default=10, metavar="N",
+                            help="Evaluation episodes per level.")
+    evaluation.add_argument("--epsilon", type=unit_float, default=0.0, metavar="E",
+                            help="Chance of a random action per evaluation step (0: greedy).")
+    evaluation.add_argument("--gif", action="store_true",
+                            help="Also record the best evaluation episode as an animated GIF beside the report.")
     parser.add_argument("--preview", choices=("auto", "sixel", "kitty", "halfblock", "off"), default="auto",
                         help="How the app draws the game frame.")
     parser.add_argument("--preview-fps", type=preview_fps, default=DEFAULT_PREVIEW_FPS, metavar="FPS",
@@ -110,6 +124,28 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     return config, resume_dir
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def preview_fps(text: str) -> float:
     """argparse type for --preview-fps: a number of frames a second between 1 and 30."""
     try:
@@ -124,6 +160,13 @@ def preview_fps(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.eval is not None:
+        if args.batch or args.resume:
+            parser.error("--eval: cannot be combined with --batch or --resume")
+        from mario_tui.eval_cli import run_eval
+
+        given = {f.name: getattr(args, f.name) for f in fields(RunConfig) if hasattr(args, f.name)}
+        return run_eval(args.eval, given, args.episodes, args.epsilon, args.gif)
     config, resume_dir = config_from_args(args, parser)
     if args.batch:
         from mario_tui.batch import run_batch

@@ -67,8 +67,9 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
 
 
 def save_weights(path: Path | str, model_state: dict[str, Any], config: dict[str, Any],
-                 counters: dict[str, Any]) -> None:
-    save_file(path, WEIGHTS_KIND, {"model": model_state, "config": config, "counters": counters})
+                 counters: dict[str, Any], **extra: Any) -> None:
+    """`extra` entries go into the file beside the weights (best.pt keeps its evaluation result as `eval`)."""
+    save_file(path, WEIGHTS_KIND, {**extra, "model": model_state, "config": config, "counters": counters})
 
 
 def load_weights(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -167,6 +167,20 @@ class RunConfig:
     critic_coef: float = 1.0
     """Dreamer: weight of the critic (lambda-return regression) loss in the total loss."""
 
+    # --- greedy evaluation (periodic during training, and `mario-tui --eval`) ---------------------
+    eval_every: int = 500
+    """Evaluate the newest weights greedily every this many updates, in a low-priority process that uses at most
+    ~5 percent of the machine's CPU; the best result so far is kept as best.pt (0 = off)."""
+    eval_episodes: int = 5
+    """Greedy episodes per periodic evaluation (spread over the run's stages)."""
+    eval_max_steps: int = 2000
+    """An evaluation episode ends after this many agent steps."""
+    eval_stall_steps: int = 150
+    """An evaluation episode also ends when max x has not advanced for this many agent steps (0 = never)."""
+    eval_noops: int = 30
+    """Evaluation episodes start with a random 0..N no-op steps (seeded): the emulator is deterministic, so this is
+    what makes greedy episodes differ (the Atari no-op starts protocol)."""
+
     # --- run bookkeeping -----------------------------------------------------------------------
     steps: int = 0
     """Stop after this many coordinator updates (0 = run until stopped)."""
@@ -262,6 +276,11 @@ class RunConfig:
             need("buffer_size", self.buffer_size > self.seq_len, f"must exceed --seq-len ({self.seq_len}) for dreamer")
             need("learning_starts", max(self.learning_starts, self.batch_size) >= self.seq_len,
                  f"must be at least --seq-len ({self.seq_len}) for dreamer")
+        need("eval_every", self.eval_every >= 0, "must be 0 (off) or more")
+        need("eval_episodes", 1 <= self.eval_episodes <= 1000, "must be between 1 and 1000")
+        need("eval_max_steps", 1 <= self.eval_max_steps <= 100_000, "must be between 1 and 100000")
+        need("eval_stall_steps", self.eval_stall_steps >= 0, "must be 0 (never) or more")
+        need("eval_noops", 0 <= self.eval_noops <= 1000, "must be between 0 and 1000")
         need("steps", self.steps >= 0, "must be 0 (until stopped) or more")
         need("checkpoint_every", self.checkpoint_every >= 1, "must be at least 1")
         need("csv_every", self.csv_every >= 1, "must be at least 1")

@@ -11,7 +11,10 @@ BASE_COLUMNS = (
     "wall_time", "elapsed_s", "updates", "env_steps", "episodes", "frames_per_s", "updates_per_s", "lr",
     "grad_norm", "grads_applied", "dropped_stale", "dropped_nonfinite", "policy_lag_mean", "policy_lag_max",
     "reward_mean", "x_pos_mean", "best_x_pos", "workers_alive", "restarts",
+    "eval_updates", "eval_x_mean", "eval_x_max", "eval_flag_rate", "eval_return", "eval_best_x",
 )
+"""The eval_* columns repeat the last periodic evaluation (of the weights at update `eval_updates`) in every row
+until the next one; `eval_best_x` is best.pt's score."""
 
 
 class MetricsCsv:

@@ -124,6 +124,17 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu",
                 seed: int | None = None) -> tuple[RunConfig, Model]:
     """The run config and the model of a weights.pt or checkpoint.pt (or a run folder), in eval mode on `device`.
 
+    See `read_policy`, which also returns the file's training counters.
+    """
+    config, model, _counters = read_policy(path, device, seed)
+    return config, model
+
+
+def read_policy(path: str | Path, device: str | torch.device = "cpu",
+                seed: int | None = None) -> tuple[RunConfig, Model, dict[str, Any]]:
+    """The run config, the model (in eval mode on `device`) and the training counters (updates, env_steps…; empty
+    when the file has none) of a weights.pt, best.pt or checkpoint.pt, or of a run folder.
+
     Every failure is a CheckpointError naming the file: missing, damaged or foreign files, configs this version
     does not understand, models it cannot build, weights that do not fit the model. `seed` seeds the model's own
     random choices (exploration, sampling policies); None keeps the run's seed.
@@ -157,7 +168,8 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu",
     model = model.to(device)
     if isinstance(model, torch.nn.Module):
         model.eval()
-    return config, model
+    counters = data.get("counters")
+    return config, model, dict(counters) if isinstance(counters, dict) else {}
 
 
 def resolve_level(spec: str, seed: int = 0) -> str:

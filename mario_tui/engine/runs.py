@@ -16,6 +16,8 @@ WEIGHTS_FILE = "weights.pt"
 CSV_FILE = "training.csv"
 LOG_FILE = "training.log"
 STATUS_FILE = "status.json"
+BEST_FILE = "best.pt"
+EVAL_DIR = "eval"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,16 @@ class RunPaths:
     def status(self) -> Path:
         """Small summary (updates, best x_pos, ...) written with each checkpoint, read by the runs list."""
         return self.root / STATUS_FILE
+
+    @property
+    def best(self) -> Path:
+        """The weights of the best periodic evaluation so far (a weights file with its `eval` result)."""
+        return self.root / BEST_FILE
+
+    @property
+    def eval_dir(self) -> Path:
+        """`--eval` reports (`<timestamp>.json` + `.csv`, GIFs) and the periodic evaluation's weights snapshot."""
+        return self.root / EVAL_DIR
 
     def replay(self, worker_id: int) -> Path:
         return self.root / f"replay_w{worker_id}.npz"
@@ -88,6 +100,9 @@ class RunSummary:
     best_x_pos: int
     modified: dt.datetime
     resumable: bool
+    best_eval_x: float | None = None
+    """Greedy mean max x of best.pt (the best periodic evaluation); None when the run was never evaluated."""
+    has_best: bool = False
 
 
 def list_runs(run_dir: str | Path = "checkpoints") -> list[RunSummary]:
@@ -109,7 +124,10 @@ def list_runs(run_dir: str | Path = "checkpoints") -> list[RunSummary]:
             status = json.loads(paths.status.read_text())
         files = [p for p in (paths.checkpoint, paths.csv, paths.log, paths.config) if p.exists()]
         modified = max(p.stat().st_mtime for p in files)
+        best_eval_x = status.get("best_eval_x")
         out.append(RunSummary(folder.name, folder, model, int(status.get("updates", 0)),
                               int(status.get("best_x_pos", 0)), dt.datetime.fromtimestamp(modified),
-                              paths.checkpoint.exists()))
+                              paths.checkpoint.exists(),
+                              float(best_eval_x) if isinstance(best_eval_x, int | float) else None,
+                              paths.best.is_file()))
     return sorted(out, key=lambda r: r.modified, reverse=True)

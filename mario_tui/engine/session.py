@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing as mp
 import os
 import random
@@ -33,9 +34,11 @@ from mario_tui.engine.collector import EpisodeResult
 from mario_tui.engine.config import ConfigError, RunConfig
 from mario_tui.engine.coordinator import Coordinator, CoordinatorCounters
 from mario_tui.engine.env import num_actions
+from mario_tui.engine.evaluate import EnvFactory, EvalOptions, EvalReport
 from mario_tui.engine.fileio import atomic_write_text
 from mario_tui.engine.logtail import LogTail
 from mario_tui.engine.metrics import MetricsCsv
+from mario_tui.engine.periodic_eval import EvalPoint, PeriodicEvaluator
 from mario_tui.engine.registry import REGISTRY, build_model
 from mario_tui.engine.runs import RunPaths, new_run_paths
 from mario_tui.engine.supervisor import Supervisor, WorkerState
@@ -126,8 +129,11 @@ class Run:
     """One training run: coordinator in this process, workers in their own processes."""
 
     def __init__(self, config: RunConfig, resume_dir: str | Path | None = None,
-                 start_method: str | None = None) -> None:
+                 start_method: str | None = None, env_factory: EnvFactory | None = None) -> None:
+        """`env_factory(config, seed) -> env` replaces `make_env` in the workers and the evaluation (tests use a tiny
+        task; it must be importable by name in a child process)."""
         self.config = config.validate()
+        self.env_factory = env_factory
         self._resume: dict[str, Any] | None = None
         if resume_dir is not None:
             self.paths = RunPaths(Path(resume_dir))
@@ -161,6 +167,10 @@ class Run:
         self._elapsed_base = 0.0
         self._stats_cache: np.ndarray | None = None
         self._log_tail: LogTail | None = None
+        self.evaluator: PeriodicEvaluator | None = None
+        self.eval_history: deque[EvalPoint] = deque(maxlen=METRIC_HISTORY)
+        self.last_eval: EvalReport | None = None
+        self._next_eval_at = 0
 
     # ------------------------------------------------------------------------------ start-up
     def start(self) -> None:
@@ -203,6 +213,10 @@ class Run:
             segments.heartbeats.beat(i, now)
         self._ctx = process_context(self.start_method)
         start_process_helpers(self._ctx)
+        if cfg.eval_every > 0:
+            self.evaluator = PeriodicEvaluator(self.paths, self._ctx, self.env_factory, log=self.log.info)
+            updates = coordinator.counters.updates
+            self._next_eval_at = (updates // cfg.eval_every + 1) * cfg.eval_every
         self.supervisor = Supervisor(
             cfg.workers, self._spawn_worker, segments.heartbeats.age, cfg.heartbeat_timeout,
             log=self.log.info, on_restart=self._before_worker_start,
@@ -247,7 +261,7 @@ class Run:
             worker_id=worker_id, config=self.config, runtime=self._segments.spec, run_root=str(self.paths.root),
             coordinator_pid=os.getpid(), start_steps=int(self.coordinator.counters.worker_steps[worker_id]),
             restore_replay=self.config.save_replay and incarnation == 0 and self._resume is not None,
-            incarnation=incarnation,
+            incarnation=incarnation, env_factory=self.env_factory,
         )
         proc = self._ctx.Process(target=worker_main, args=(spec,), name=f"mario-worker-{worker_id}", daemon=True)
         proc.start()
@@ -288,6 +302,7 @@ class Run:
         while not self._stop_flag.is_set():
             self._poll_episodes()
             self._serve_checkpoint_requests()
+            self._poll_evaluation()
             if self.paused:
                 time.sleep(0.05)
                 continue
@@ -312,6 +327,8 @@ class Run:
                 self._append_csv_row()
             if updates % cfg.checkpoint_every == 0:
                 self._write_checkpoint()
+            if self.evaluator is not None and updates >= self._next_eval_at and not self.evaluator.busy:
+                self._start_evaluation()
             if cfg.steps and updates >= cfg.steps:
                 self.log.info(f"reached --steps {cfg.steps}")
                 self.done.set()
@@ -344,6 +361,38 @@ class Run:
         counters.env_steps = sum(counters.worker_steps)
         counters.elapsed_s = self._elapsed_base + (time.monotonic() - self._t_start)
 
+    # ------------------------------------------------------------------------------ evaluation
+    def _start_evaluation(self) -> None:
+        """Hand the newest weights to the evaluation process (the coordinator thread, between two updates)."""
+        assert self.evaluator is not None and self.coordinator is not None
+        counters = self.coordinator.counters
+        self._next_eval_at = (counters.updates // self.config.eval_every + 1) * self.config.eval_every
+        options = EvalOptions.periodic(self.config, seed=self.config.seed)  # the same episodes each time: paired
+        try:
+            self.evaluator.submit(self.coordinator.model.state_dict(), self.config, counters.to_dict(), options)
+        except OSError as exc:
+            self.log.info(f"evaluation at update {counters.updates} skipped: cannot write its weights ({exc})")
+
+    def _poll_evaluation(self) -> None:
+        if self.evaluator is None:
+            return
+        result = self.evaluator.poll()
+        if result is None:
+            return
+        report, best = result
+        self.last_eval = report
+        self.eval_history.append(EvalPoint(report.updates, report.elapsed_s, report.x_mean, report.x_max,
+                                           report.flag_rate, report.return_mean, len(report.episodes), best))
+        flags = sum(e.flag for e in report.episodes)
+        outcome = ("new best → best.pt" if best else
+                   f"best stays {self.evaluator.best_x:.0f} (update {self.evaluator.best_updates})")
+        self.log.info(f"eval at update {report.updates}: greedy x mean {report.x_mean:.0f} (max {report.x_max}), "
+                      f"flags {flags}/{len(report.episodes)}, return {report.return_mean:.1f} "
+                      f"({report.wall_s:.0f} s); {outcome}")
+        if best and self.coordinator is not None:
+            with contextlib.suppress(OSError):
+                atomic_write_text(self.paths.status, self._status_json())
+
     # ------------------------------------------------------------------------------ checkpoints
     def _serve_checkpoint_requests(self) -> None:
         while self._checkpoint_requests:
@@ -366,7 +415,7 @@ class Run:
         }
         save_checkpoint(self.paths.checkpoint, payload)
         save_weights(self.paths.weights, state["model"], self.config.to_dict(), state["counters"])
-        atomic_write_text(self.paths.status, _status_json(self.config, coordinator.counters))
+        atomic_write_text(self.paths.status, self._status_json())
         if self.config.save_replay and self._segments is not None:
             for i in range(self.config.workers):
                 self._segments.control.request(i, SAVE_REPLAY_COMMAND)
@@ -391,6 +440,8 @@ class Run:
             return
         self.paused = True
         self._segments.control.run_state = shm.RunState.PAUSED
+        if self.evaluator is not None:
+            self.evaluator.pause()
         if self.supervisor is not None:
             self.supervisor.paused = True
         self.log.info("paused")
@@ -400,6 +451,8 @@ class Run:
             return
         self._segments.control.run_state = shm.RunState.RUNNING
         self.paused = False
+        if self.evaluator is not None:
+            self.evaluator.resume()
         if self.supervisor is not None:
             self.supervisor.paused = False
         self.log.info("resumed")
@@ -444,6 +497,8 @@ class Run:
             if thread is not threading.current_thread():
                 thread.join(timeout)
         try:
+            if self.evaluator is not None:
+                self.evaluator.close()
             self._poll_episodes()
             self.supervisor.stop_all(timeout)
             self._poll_episodes()
@@ -452,6 +507,8 @@ class Run:
             if self.coordinator is not None and self.coordinator.counters.updates != self._csv_updates:
                 self._append_csv_row()  # the last updates since the last row (not a second row for the same update)
         finally:
+            if self.evaluator is not None:
+                self.evaluator.close()
             self._segments.close()
             self.log.info("stopped; shared memory released")
             for handler in list(self.log.handlers):
@@ -459,6 +516,11 @@ class Run:
                 self.log.removeHandler(handler)
             self.stopped.set()
             self.done.set()
+
+    def _status_json(self) -> str:
+        assert self.coordinator is not None
+        best = self.evaluator.best_x if self.evaluator is not None else math.nan
+        return _status_json(self.config, self.coordinator.counters, best)
 
     # ------------------------------------------------------------------------------ reading
     def coordinator_stats(self) -> dict[str, float]:
@@ -485,7 +547,23 @@ class Run:
             "policy_lag_max": lag_max,
             "best_x_pos": c.counters.best_x_pos,
             "elapsed_s": c.counters.elapsed_s,
+            **self.eval_stats(),
             **c.last_metrics,
+        }
+
+    def eval_stats(self) -> dict[str, float]:
+        """The last periodic evaluation's figures and the best so far (NaN before the first)."""
+        report, evaluator = self.last_eval, self.evaluator
+        nan = math.nan
+        return {
+            "evals": len(self.eval_history),
+            "eval_updates": report.updates if report else nan,
+            "eval_x_mean": report.x_mean if report else nan,
+            "eval_x_max": report.x_max if report else nan,
+            "eval_flag_rate": report.flag_rate if report else nan,
+            "eval_return": report.return_mean if report else nan,
+            "eval_best_x": evaluator.best_x if evaluator is not None else nan,
+            "eval_best_updates": evaluator.best_updates if evaluator is not None and evaluator.best_updates else nan,
         }
 
     def worker_rows(self) -> list[WorkerRow]:
@@ -553,12 +631,15 @@ class Run:
         }
 
 
-def _status_json(config: RunConfig, counters: CoordinatorCounters) -> str:
+def _status_json(config: RunConfig, counters: CoordinatorCounters, best_eval_x: float = math.nan) -> str:
     import json
 
-    return json.dumps({"model": config.model, "updates": counters.updates, "env_steps": counters.env_steps,
-                       "episodes": counters.episodes, "best_x_pos": counters.best_x_pos,
-                       "saved_at": time.time()}) + "\n"
+    status: dict[str, Any] = {"model": config.model, "updates": counters.updates, "env_steps": counters.env_steps,
+                              "episodes": counters.episodes, "best_x_pos": counters.best_x_pos,
+                              "saved_at": time.time()}
+    if math.isfinite(best_eval_x):
+        status["best_eval_x"] = round(best_eval_x, 1)
+    return json.dumps(status) + "\n"
 
 
 def _to_tuple(value: Any) -> Any:

@@ -48,6 +48,8 @@ class WorkerSpec:
     start_steps: int = 0
     restore_replay: bool = False
     incarnation: int = 0
+    env_factory: object = None
+    """`factory(config, seed) -> env` instead of `make_env` (tests); None: the real game."""
 
 
 def worker_log_path(run_root: str | Path, worker_id: int) -> Path:
@@ -116,7 +118,8 @@ class WorkerLoop:
         self.seg.beat()
         seed = cfg.seed + 10_007 * i + 101 * spec.incarnation
         torch.manual_seed(seed)
-        self.env = make_env(cfg, seed=seed, render_rgb=True)
+        factory = spec.env_factory
+        self.env = factory(cfg, seed) if callable(factory) else make_env(cfg, seed=seed, render_rgb=True)
         self.model, self.learner = build_model(cfg.replace(seed=seed), int(self.env.action_space.n))
         self.flat = FlatParameters(self.model.parameters())
         self.weights_version = 0

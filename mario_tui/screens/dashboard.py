@@ -193,6 +193,35 @@ def metric_lines(names: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
 SHORT_GROUP_NAMES = {"world_model": "wm"}  # as in the wm_* metrics; keeps the line inside a 120-column panel
 
 
+def eval_waiting(updates: int, eval_every: int) -> str:
+    """What the greedy evaluation is doing before its first result (panel line and plot title say the same)."""
+    if eval_every <= 0:
+        return "off (--eval-every 0)"
+    if updates < eval_every:
+        return f"first eval at update {eval_every:,}"
+    return f"no result yet (every {eval_every:,} updates)"  # the first is under way (or a resumed run's next)
+
+
+def eval_line(stats: dict[str, float], eval_every: int) -> str:
+    """The panel's greedy-evaluation line: the last evaluation (mean and max of the episodes' max x, flag rate),
+    or why there is none yet; then best.pt's score (a resumed run has one before its first evaluation) and, where
+    room allows, the update its weights come from. It fits PANEL_WIDTH whatever the values (4-digit x and 100 %
+    flags leave the update out past 999,999)."""
+    x_mean = stats.get("eval_x_mean", math.nan)
+    if math.isfinite(x_mean):
+        text = (f"greedy eval  x mean {x_mean:.0f} · max {fmt(stats.get('eval_x_max', math.nan), '.0f')} · "
+                f"flags {fmt(stats.get('eval_flag_rate', math.nan), '.0%')}")
+    else:
+        text = "greedy eval  " + eval_waiting(int(stats.get("updates", 0)), eval_every)
+    best = stats.get("eval_best_x", math.nan)
+    if not math.isfinite(best):
+        return text
+    text += f" · best {best:.0f}"
+    best_updates = stats.get("eval_best_updates", math.nan)
+    where = f" (update {int(best_updates):,})" if math.isfinite(best_updates) else ""
+    return text + where if len(text) + len(where) <= PANEL_WIDTH else text
+
+
 class CoordinatorPanel(Static):
     """The coordinator's figures in a few lines."""
 
@@ -203,7 +232,10 @@ class CoordinatorPanel(Static):
 
     _last: str = ""
 
-    def show(self, stats: dict[str, float], paused: bool, fractions: dict[str, float], model: str) -> None:
+    def show(self, stats: dict[str, float], paused: bool, fractions: dict[str, float], model: str, *,
+             eval_every: int = 0) -> None:
+        """`eval_every` (the run's --eval-every) words the greedy-eval line, which is always there (off, waiting or
+        a result): the line count stays fixed per model."""
         head = Text()  # the status line is always there, so pausing never changes the panel's height (a re-layout)
         if paused:
             head.append(" PAUSED ", style="bold black on yellow")
@@ -231,6 +263,7 @@ class CoordinatorPanel(Static):
             f"{int(stats.get('dropped_stale', 0))}, non-finite {int(stats.get('dropped_nonfinite', 0))}")
         lines.append(f"policy lag mean {fmt(stats.get('policy_lag_mean', math.nan), '.2f')} max "
                      f"{int(stats.get('policy_lag_max', 0))} versions")
+        lines.append(eval_line(stats, eval_every))
         if fractions:
             lines.append("worker time: " + "  ".join(f"{k} {v:.0%}" for k, v in fractions.items()))
         head.append("\n".join(lines))
@@ -260,7 +293,8 @@ class DashboardScreen(Screen):
     DashboardScreen #workers-box { height: auto; }
     DashboardScreen #workers { height: auto; max-height: 12; }
     DashboardScreen #dash-body { height: 1fr; }
-    DashboardScreen #plots { grid-size: 2 2; height: 1fr; min-height: 16; }
+    DashboardScreen #plots { grid-size: 2 3; grid-rows: 1fr 1fr 1fr; height: 1fr; min-height: 18; }
+    DashboardScreen #plot-eval { column-span: 2; }
     DashboardScreen #frame { height: 1fr; min-height: 12; border: round $primary; }
     DashboardScreen #log { height: 1fr; border: round $primary; }
     """
@@ -276,12 +310,14 @@ class DashboardScreen(Screen):
         self._plot_turn = -1
         loss_name, value_name = REGISTRY[run.config.model].headline
         self._plot_sources = (("#plot-reward", "reward"), ("#plot-x", "x_pos"), ("#plot-loss", loss_name),
-                              ("#plot-q", value_name))
+                              ("#plot-q", value_name), ("#plot-eval", "x_mean"))
         self._episode_tail = SeriesTail("index", {"index": lambda e: e.index, "reward": lambda e: e.reward,
                                                   "x_pos": lambda e: e.x_pos})
         self._metric_tail = SeriesTail("updates", {key: partial(metric_value, key=key)
                                                    for key in ("updates", loss_name, value_name)})
-        self._drawn_version = [-1, -1, -1, -1]
+        self._eval_tail = SeriesTail("updates", {"updates": lambda p: p.updates, "x_mean": lambda p: p.x_mean})
+        self._drawn_version = [-1] * len(self._plot_sources)
+        self._updates = 0  # the update count the panel showed last
         self._refresh_timers: list[Timer] = []
         self._suspended = False
 
@@ -295,6 +331,10 @@ class DashboardScreen(Screen):
                 with Grid(id="plots"):
                     yield MetricPlot(title="episode reward", xlabel="episode", id="plot-reward", interval=0.1)
                     yield MetricPlot(title="x position per episode", xlabel="episode", id="plot-x", interval=0.1)
+                    # How the agent plays (exploring episodes, then greedy evaluations: the full width, as sparse
+                    # points over the whole run read best wide), then how the learner is doing.
+                    yield MetricPlot(title=self.eval_title(), xlabel="update", id="plot-eval", interval=0.1,
+                                     smooth=False)
                     loss_name, value_name = REGISTRY[self.run.config.model].headline
                     yield MetricPlot(title=loss_name, xlabel="update", id="plot-loss", interval=0.1)
                     yield MetricPlot(title=value_name, xlabel="update", id="plot-q", interval=0.1)
@@ -373,10 +413,19 @@ class DashboardScreen(Screen):
                         wider = len(str(value)) > table.columns[ColumnKey(column)].content_width
                         table.update_cell(str(row.worker_id), column, value, update_width=wider)
 
+    def eval_title(self) -> str:
+        """The eval plot's title: what it shows, and until the first result what the evaluation is doing."""
+        if self._eval_tail.column("updates").size:
+            return "greedy eval x (mean of episodes' max x)"
+        return "greedy eval x   " + eval_waiting(self._updates, self.run.config.eval_every)
+
     def refresh_panel(self) -> None:
         run = self.run
-        self.query_one(CoordinatorPanel).show(run.coordinator_stats(), run.paused, run.worker_time_fractions(),
-                                              run.config.model)
+        stats = run.coordinator_stats()
+        self.query_one(CoordinatorPanel).show(stats, run.paused, run.worker_time_fractions(), run.config.model,
+                                              eval_every=run.config.eval_every)
+        self._updates = int(stats.get("updates", 0))
+        self.query_one("#plot-eval", MetricPlot).set_title(self.eval_title())  # "first eval at…" follows updates
         self.refresh_status()
 
     def refresh_status(self) -> None:
@@ -385,17 +434,22 @@ class DashboardScreen(Screen):
             "PAUSED" if run.paused else ("stopping…" if run.stopped.is_set() else "training"))
 
     def refresh_plots(self) -> None:
-        """One plot per tick, round robin, so each redraws at most once a second and the plot work is spread
+        """One plot per tick, round robin, so each redraws at most every 1.25 s and the plot work is spread
         evenly over time instead of landing in one frame. Histories are converted incrementally (a long run holds
         20k metric rows and up to 100k episodes: re-reading them all each time cost milliseconds per plot)."""
-        turn = self._plot_turn = (self._plot_turn + 1) % 4
-        tail = self._episode_tail if turn < 2 else self._metric_tail
-        tail.update(self.run.episodes if turn < 2 else self.run.metric_history)
+        turn = self._plot_turn = (self._plot_turn + 1) % len(self._plot_sources)
+        tail, history = ((self._episode_tail, self.run.episodes) if turn < 2 else
+                         (self._metric_tail, self.run.metric_history) if turn < 4 else
+                         (self._eval_tail, self.run.eval_history))
+        tail.update(history)
         if tail.version == self._drawn_version[turn]:
             return
         self._drawn_version[turn] = tail.version
         plot_id, key = self._plot_sources[turn]
-        self.query_one(plot_id, MetricPlot).set_series(key, tail.column(tail.x_key), tail.column(key))
+        plot = self.query_one(plot_id, MetricPlot)
+        if tail is self._eval_tail:
+            plot.set_title(self.eval_title())  # with its first point, the plot says what it shows
+        plot.set_series(key, tail.column(tail.x_key), tail.column(key))
 
     def refresh_frame(self) -> None:
         frame_view = self.query_one("#frame", FrameView)

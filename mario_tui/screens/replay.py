@@ -15,13 +15,33 @@ from textual.screen import Screen
 from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from mario_tui.engine.checkpoint import CheckpointError
-from mario_tui.engine.runs import list_runs
+from mario_tui.engine.runs import BEST_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, list_runs
 from mario_tui.textual_fixes import PrunedFooter
 from mario_tui.widgets.frame_view import FrameView
 from mario_tui.widgets.q_bars import QValueBars
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 BASE_FPS = 15.0  # agent steps per second at speed 1 (one step = 4 NES frames: NES speed is 15 steps/s)
+FILE_CHOICES = ((BEST_FILE, "best.pt (best eval)"), (WEIGHTS_FILE, "weights.pt"), (CHECKPOINT_FILE, "checkpoint.pt"))
+"""The files a run can be watched from, as the file select lists them: best.pt (the weights of the best greedy
+evaluation) only where the run has one."""
+DEFAULT_FILE = WEIGHTS_FILE  # the newest weights, as before evaluations existed
+
+
+def file_options(run: Path | None) -> list[tuple[str, str]]:
+    """(label, file name) of the watchable files `run` has; with no run (or none left) all but best.pt, so the
+    select is never empty (Textual refuses an empty select that cannot be blank)."""
+    found = [(label, name) for name, label in FILE_CHOICES if run is not None and (run / name).is_file()]
+    return found or [(label, name) for name, label in FILE_CHOICES if name != BEST_FILE]
+
+
+def pick_file(options: list[tuple[str, str]], current: object) -> str:
+    """Keep the current file where the run has it, else weights.pt, else the first the run has."""
+    names = [name for _label, name in options]
+    for wanted in (current, DEFAULT_FILE):
+        if wanted in names:
+            return str(wanted)
+    return names[0]
 
 
 class ReplayScreen(Screen):
@@ -59,18 +79,19 @@ class ReplayScreen(Screen):
         self.speed_index = SPEEDS.index(1.0)
         self._job = None
         self._timer = None
+        self._file_options: list[tuple[str, str]] = []  # what the file select lists now
 
     def compose(self) -> ComposeResult:
         yield Header()
-        runs = [r for r in list_runs(self.run_dir) if (r.path / "weights.pt").exists()
-                or (r.path / "checkpoint.pt").exists()]
+        runs = [r for r in list_runs(self.run_dir) if any((r.path / name).is_file() for name, _ in FILE_CHOICES)]
         options = [(f"{r.name} ({r.model}, {r.updates:,} updates)", str(r.path)) for r in runs]
-        value = str(self.selected) if self.selected and str(self.selected) in dict(
-            (v, k) for k, v in options) else (options[0][1] if options else Select.BLANK)
+        values = [v for _label, v in options]
+        value = str(self.selected) if str(self.selected) in values else (values[0] if values else Select.NULL)
+        files = self._file_options = file_options(None if value is Select.NULL else Path(str(value)))
         with Horizontal(id="replay-controls"):
             yield Select(options, value=value, prompt="run", id="replay-run", allow_blank=not options)
-            yield Select([("weights.pt", "weights.pt"), ("checkpoint.pt", "checkpoint.pt")], value="weights.pt",
-                         allow_blank=False, id="replay-file")
+            yield Select(files, value=pick_file(files, DEFAULT_FILE), allow_blank=False, id="replay-file",
+                         disabled=not options)
             yield Label("level")
             yield Input(placeholder="run's", id="replay-level")
             yield Label("ε")
@@ -92,10 +113,24 @@ class ReplayScreen(Screen):
         self.query_one("#replay-q", QValueBars).border_title = "Q-values"
         self.query_one("#replay-summary", Static).border_title = "episode summary"
 
+    @on(Select.Changed, "#replay-run")
+    def _run_changed(self, event: Select.Changed) -> None:
+        """The file select lists what the chosen run has (best.pt only where it was evaluated), keeping the file
+        chosen before where this run has it too."""
+        run = None if event.value is Select.NULL or event.value is None else Path(str(event.value))
+        options = file_options(run)
+        if options == self._file_options:
+            return  # the same files: nothing to redo (set_options would reset the choice)
+        self._file_options = options
+        select = self.query_one("#replay-file", Select)
+        current = select.value
+        select.set_options(options)
+        select.value = pick_file(options, current)
+
     # --- playing an episode in the background ------------------------------------------------
     def checkpoint_path(self) -> Path | None:
         run = self.query_one("#replay-run", Select).value
-        if run is Select.BLANK or run is None:
+        if run is Select.NULL or run is None:
             return None
         return Path(str(run)) / str(self.query_one("#replay-file", Select).value)
 

@@ -103,7 +103,9 @@ def render_chart(lines: Sequence[ChartLine], width: int, height: int, *, title: 
         x_low, x_high, y_low, y_high = 0.0, 1.0, 0.0, 1.0
     rows = height - 3 if with_axes else height
     ticks = (y_high, (y_high + y_low) / 2, y_low)
-    labels = list(y_labels) if y_labels is not None else [format_tick(t) for t in ticks]
+    labels = [format_tick(t) for t in ticks] if lines else ["", "", ""]  # no data: no made-up 0..1 scale
+    if y_labels is not None:
+        labels = list(y_labels)
     label_width = max(len(label) for label in labels) if with_axes else 0
     columns = width - label_width - 1 if with_axes else width
 

@@ -49,9 +49,13 @@ Series = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
 
 def chart_lines(series: Series, width: int, *, alpha: float = 0.05, log_y: bool = False,
-                background: RGB = (0, 0, 0)) -> tuple[list[ChartLine], dict[str, tuple[float, float]]]:
+                background: RGB = (0, 0, 0), smooth: bool = True
+                ) -> tuple[list[ChartLine], dict[str, tuple[float, float]]]:
     """Each series as two lines (raw faint, EMA bold on top), decimated to 2×`width` points; and per series its
     (last value, last EMA). Non-finite points (and non-positive ones with `log_y`) are dropped; empty series skipped.
+
+    With `smooth=False` each series is one bold raw line, and its pair is (last value, highest value): for sparse,
+    already averaged series (a greedy evaluation every few hundred updates) an EMA would only lag behind them.
     """
     n = max(2, 2 * width)
     lines: list[ChartLine] = []
@@ -65,11 +69,16 @@ def chart_lines(series: Series, width: int, *, alpha: float = 0.05, log_y: bool 
             continue
         if log_y:
             y = np.log10(y)
-        smooth = ema(y, alpha)
         color = PALETTE[i % len(PALETTE)]
-        lines.append(ChartLine(*with_ends(x, y, *downsample(x, y, n)), rgb_style(faint(color, background))))
-        lines.append(ChartLine(*with_ends(x, smooth, *downsample(x, smooth, n)), rgb_style(color, bold=True)))
-        last[name] = (10 ** y[-1], 10 ** smooth[-1]) if log_y else (y[-1], smooth[-1])
+        if not smooth:
+            lines.append(ChartLine(*with_ends(x, y, *downsample(x, y, n)), rgb_style(color, bold=True)))
+            pair = (y[-1], y.max())
+        else:
+            smoothed = ema(y, alpha)
+            lines.append(ChartLine(*with_ends(x, y, *downsample(x, y, n)), rgb_style(faint(color, background))))
+            lines.append(ChartLine(*with_ends(x, smoothed, *downsample(x, smoothed, n)), rgb_style(color, bold=True)))
+            pair = (y[-1], smoothed[-1])
+        last[name] = (10 ** pair[0], 10 ** pair[1]) if log_y else pair
     return lines, last
 
 
@@ -79,13 +88,14 @@ class MetricPlot(Widget):
     DEFAULT_CSS = "MetricPlot { width: 1fr; height: 1fr; min-height: 6; min-width: 20; }"
 
     def __init__(self, title: str = "", *, xlabel: str = "", alpha: float = 0.05, log_y: bool = False,
-                 interval: float = 0.5, name: str | None = None, id: str | None = None, classes: str | None = None,
-                 disabled: bool = False) -> None:
+                 smooth: bool = True, interval: float = 0.5, name: str | None = None, id: str | None = None,
+                 classes: str | None = None, disabled: bool = False) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self.title = title
         self.xlabel = xlabel
         self.alpha = alpha
         self.log_y = log_y
+        self.smooth = smooth  # False: raw lines only, titled "last · best" (see `chart_lines`)
         self.interval = interval
         self.points_drawn = 0
         self._series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -109,6 +119,12 @@ class MetricPlot(Widget):
             raise ValueError(f"series {name!r}: {x.size} x values for {y.size} y values")
         self._series[name] = (x, y)
         self._mark_dirty()
+
+    def set_title(self, title: str) -> None:
+        """A new title (a state such as "off" or "none yet" for a plot without data); redraws only if it changed."""
+        if title != self.title:
+            self.title = title
+            self._mark_dirty()
 
     def remove_series(self, name: str) -> None:
         if self._series.pop(name, None) is not None:
@@ -146,7 +162,8 @@ class MetricPlot(Widget):
         background = base.bgcolor.get_truecolor() if base.bgcolor is not None else None
         surface: RGB = (background.red, background.green, background.blue) if background else (0, 0, 0)
         width, height = self.size
-        lines, last = chart_lines(self._series, width, alpha=self.alpha, log_y=self.log_y, background=surface)
+        lines, last = chart_lines(self._series, width, alpha=self.alpha, log_y=self.log_y, background=surface,
+                                  smooth=self.smooth)
         y_labels = None
         if self.log_y and lines:
             low = min(float(line.ys.min()) for line in lines)
@@ -158,11 +175,12 @@ class MetricPlot(Widget):
         self.refresh()
 
     def _title_segments(self, last: dict[str, tuple[float, float]], base: Style) -> list[Segment]:
-        """The title, then "last · ema" for one series, or a coloured legend for several."""
+        """The title, then "last · ema" ("last · best" unsmoothed) for one series, or a coloured legend for several."""
         segments = [Segment(self.title, base + Style(bold=True))]
         if len(self._series) == 1 and last:
-            value, smoothed = next(iter(last.values()))
-            segments.append(Segment(f"   last {format_tick(value)} · ema {format_tick(smoothed)}", base))
+            value, second = next(iter(last.values()))
+            label = "ema" if self.smooth else "best"
+            segments.append(Segment(f"   last {format_tick(value)} · {label} {format_tick(second)}", base))
         elif len(self._series) > 1:
             for i, name in enumerate(self._series):
                 segments.append(Segment(f"   ━ {name}", base + rgb_style(PALETTE[i % len(PALETTE)], bold=True)))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from textual.app import App, ComposeResult
 from textual.geometry import Region
 
-from mario_tui.screens.dashboard import CoordinatorPanel
+from mario_tui.screens.dashboard import PANEL_WIDTH, CoordinatorPanel
 
 STATS = {"updates": 120, "updates_per_s": 1.1, "frames_per_s": 151.0, "episodes": 6, "best_x_pos": 1136,
          "lr": 2.5e-4, "grad_norm": 1186.5, "grads_applied": 120, "dropped_stale": 0, "dropped_nonfinite": 0,
@@ -40,3 +42,49 @@ async def test_dreamer_shows_each_parts_gradient_norm_within_a_120_column_panel(
         panel.show(STATS, False, {}, "ddqn")  # one parameter group: no parts
         await pilot.pause()
         assert "LR 2.50e-04   grad norm 1.19e+03" in str(panel.render()).splitlines()
+
+
+NO_EVAL = {"evals": 0, "eval_updates": math.nan, "eval_x_mean": math.nan, "eval_x_max": math.nan,
+           "eval_flag_rate": math.nan, "eval_return": math.nan, "eval_best_x": math.nan, "eval_best_updates": math.nan}
+ONE_EVAL = {"evals": 1, "eval_updates": 1000, "eval_x_mean": 412.4, "eval_x_max": 596, "eval_flag_rate": 0.0,
+            "eval_return": 310.2, "eval_best_x": 455.0, "eval_best_updates": 500}
+
+
+def eval_shown(panel: CoordinatorPanel) -> tuple[str, list[str]]:
+    """The eval line as built, and every line as drawn (inside the border)."""
+    line = next(line for line in str(panel.render()).splitlines() if line.startswith("greedy eval"))
+    shown = [strip.text for strip in panel.render_lines(Region(0, 0, *panel.outer_size))]
+    return line, shown
+
+
+async def test_the_greedy_eval_line_fits_the_panel_before_after_and_without_evaluations():
+    app = PanelApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        panel = app.query_one(CoordinatorPanel)
+        fractions = {"env": 0.7, "act": 0.05, "learn": 0.23, "wait": 0.01}
+        cases = [
+            ({**STATS, **NO_EVAL}, 500, "greedy eval  first eval at update 500"),
+            ({**STATS, **NO_EVAL, "updates": 700}, 500, "greedy eval  no result yet (every 500 updates)"),
+            ({**STATS, **ONE_EVAL}, 500, "greedy eval  x mean 412 · max 596 · flags 0% · best 455 (update 500)"),
+            ({**STATS, **NO_EVAL}, 0, "greedy eval  off (--eval-every 0)"),
+            # A resumed run knows best.pt's score before its first evaluation of this session.
+            ({**STATS, **NO_EVAL, "updates": 12_345, "eval_best_x": 455.0, "eval_best_updates": 12_000}, 500,
+             "greedy eval  no result yet (every 500 updates) · best 455 (update 12,000)"),
+            # The widest values: the best's update gives way rather than the line being cut.
+            ({**STATS, **ONE_EVAL, "eval_x_mean": 3161.0, "eval_x_max": 3266, "eval_flag_rate": 1.0,
+              "eval_best_x": 3161.0, "eval_best_updates": 9_999_500}, 500,
+             "greedy eval  x mean 3161 · max 3266 · flags 100% · best 3161"),
+            ({**STATS, **ONE_EVAL, "eval_x_mean": 3161.0, "eval_x_max": 3266, "eval_flag_rate": 1.0,
+              "eval_best_x": 3161.0, "eval_best_updates": 99_500}, 500,
+             "greedy eval  x mean 3161 · max 3266 · flags 100% · best 3161 (update 99,500)"),
+        ]
+        heights = set()
+        for stats, eval_every, expected in cases:
+            panel.show(stats, False, fractions, "ddqn", eval_every=eval_every)
+            await pilot.pause()
+            line, shown = eval_shown(panel)
+            assert line == expected
+            assert len(line) <= PANEL_WIDTH
+            assert any(row.startswith(f"│ {line}") and not row.endswith("… │") for row in shown)  # drawn whole
+            heights.add(panel.size.height)
+        assert heights == {len(str(panel.render()).splitlines())}  # one line count in every state: no re-layout

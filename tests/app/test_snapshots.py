@@ -12,6 +12,7 @@ from textual.app import App
 from textual.widgets import DataTable, Log
 
 from mario_tui.engine.config import RunConfig
+from mario_tui.engine.periodic_eval import EvalPoint
 from mario_tui.engine.session import EpisodeRecord, WorkerRow
 from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
 from mario_tui.screens.launch import LaunchScreen
@@ -26,14 +27,14 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets" / "app.tcss"
 class FixedRun:
     """Stands in for a live Run with fixed figures: a snapshot checks the layout, not the engine."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, evaluations: int = 3, eval_every: int = 100) -> None:
         root.mkdir(parents=True, exist_ok=True)
         log = root / "training.log"
         log.write_text("2026-11-24 10:00:00 [coord] new run demo: model ddqn, 2 workers, level 1-1\n"
                        "2026-11-24 10:00:01 [w0] started (pid 100, epsilon → 0.050)\n"
                        "2026-11-24 10:00:01 [w1] started (pid 101, epsilon → 0.003)\n")
         self._unread = log.read_text().splitlines()
-        self.config = RunConfig(workers=2)
+        self.config = RunConfig(workers=2, eval_every=eval_every)
         self.name = "demo"
         self.paths = SimpleNamespace(root=root, log=log, checkpoint=root / "checkpoint.pt")
         self.paused = False
@@ -43,8 +44,32 @@ class FixedRun:
                                             int(300 + 8 * i), 300, False, 1, 1, 0.0) for i in range(60))
         self.metric_history = deque({"updates": u, "q_loss": 0.5 / (1 + u / 50), "q_mean": u / 100}
                                     for u in range(1, 400))
+        scores = (310.0, 402.0, 388.0, 455.0, 431.0)
+        self.eval_history: deque[EvalPoint] = deque()
+        for i in range(evaluations):
+            self.add_evaluation(scores[i % len(scores)] + 10 * (i // len(scores)))
         y, x = np.mgrid[0:240, 0:256]
         self.frame = np.stack([(x % 256), (y * 255 // 239), ((x + y) % 256)], axis=-1).astype(np.uint8)
+
+    def add_evaluation(self, x_mean: float, flag_rate: float = 0.0) -> EvalPoint:
+        """What the run appends after an evaluation (from the coordinator thread in a real run)."""
+        best = all(x_mean > point.x_mean for point in self.eval_history)
+        point = EvalPoint(self.config.eval_every * (len(self.eval_history) + 1), 60.0 * len(self.eval_history),
+                          x_mean, int(x_mean * 1.3), flag_rate, x_mean * 0.8, 5, best)
+        self.eval_history.append(point)
+        return point
+
+    def eval_stats(self) -> dict[str, float]:
+        """As Run.eval_stats: the last evaluation and the best (NaN before the first)."""
+        nan = float("nan")
+        if not self.eval_history:
+            return {"evals": 0, "eval_updates": nan, "eval_x_mean": nan, "eval_x_max": nan, "eval_flag_rate": nan,
+                    "eval_return": nan, "eval_best_x": nan, "eval_best_updates": nan}
+        last = self.eval_history[-1]
+        best = next(point for point in reversed(self.eval_history) if point.best)
+        return {"evals": len(self.eval_history), "eval_updates": last.updates, "eval_x_mean": last.x_mean,
+                "eval_x_max": last.x_max, "eval_flag_rate": last.flag_rate, "eval_return": last.return_mean,
+                "eval_best_x": best.x_mean, "eval_best_updates": best.updates}
 
     def worker_rows(self) -> list[WorkerRow]:
         return [WorkerRow(i, "running", 1000 + i, "1-1", 30 + i, 12_000 + 50 * i, 180.0, 612.0, 1090.0, 1396 - i,
@@ -54,7 +79,7 @@ class FixedRun:
         return {"updates": 399, "updates_per_s": 6.5, "frames_per_s": 1420.0, "episodes": 60, "best_x_pos": 1396,
                 "q_loss": 0.0563, "q_mean": 3.99, "q_max": 4.5, "td_error_mean": 0.31, "lr": 2.5e-4,
                 "grad_norm": 0.8, "grads_applied": 401, "dropped_stale": 1, "dropped_nonfinite": 0,
-                "policy_lag_mean": 1.9, "policy_lag_max": 3}
+                "policy_lag_mean": 1.9, "policy_lag_max": 3, **self.eval_stats()}
 
     def worker_time_fractions(self) -> dict[str, float]:
         return {"env": 0.7, "act": 0.05, "learn": 0.23, "wait": 0.01}
@@ -91,7 +116,7 @@ def test_help_layout(snap_compare):
 
 
 def dashboard_drawn(screen: DashboardScreen) -> bool:
-    """Every part of the dashboard shows its fixed data: table, panel, the four plots, the frame, the log."""
+    """Every part of the dashboard shows its fixed data: table, panel, the five plots, the frame, the log."""
     table_filled = all(value != "-" for row in screen.query_one("#workers", DataTable).rows
                        for value in screen.query_one("#workers", DataTable).get_row(row))
     plots_drawn = all(plot.points_drawn > 0 for plot in screen.query(MetricPlot))

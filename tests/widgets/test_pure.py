@@ -157,7 +157,10 @@ def test_chart_braille_dots_layout_and_colour_order():
 
 
 def test_chart_handles_empty_flat_and_tiny_sizes():
-    assert len(render_chart([], 20, 6, title="empty")) == 6
+    empty = render_chart([], 20, 6, title="empty", xlabel="update")
+    assert len(empty) == 6 and all(strip.cell_length == 20 for strip in empty)
+    assert empty[0].text.startswith(" empty") and "update" in empty[-1].text
+    assert not any(ch.isdigit() for strip in empty for ch in strip.text)  # no 0..1 scale made up for no data
     flat = ChartLine(np.arange(5.0), np.full(5, 3.0), Style())
     strips = render_chart([flat], 20, 6)
     assert any(chr(0x2800) < ch <= chr(0x28FF) for strip in strips for ch in strip.text)

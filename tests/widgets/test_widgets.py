@@ -198,3 +198,18 @@ async def test_sixel_mode_uses_textual_image_when_probed(monkeypatch):
         view.mode = "halfblock"
         await pilot.pause()
         assert not view.query(".-graphics") and UPPER_HALF in screen_text(view)
+
+
+async def test_an_unsmoothed_plot_draws_its_points_as_one_line_titled_last_and_best():
+    """The greedy-eval plot: a few already averaged points, where an EMA would only lag behind."""
+    plot = MetricPlot(title="greedy eval x", xlabel="update", smooth=False, interval=0.05)
+    async with OneWidget(plot).run_test(size=(80, 12)) as pilot:
+        plot.set_series("x_mean", np.array([500, 1000, 1500]), np.array([412.0, 455.0, 430.0]))
+        await wait_until(pilot, lambda: plot.points_drawn == 3, 10, "the three points, one line")
+        assert plot.plain_text().splitlines()[0].startswith(" greedy eval x   last 430 · best 455")
+        plot.set_title("greedy eval x   off")
+        await wait_until(pilot, lambda: "greedy eval x   off" in plot.plain_text(), 10, "the new title")
+        redrawn = plot.last_redraw_at
+        plot.set_title("greedy eval x   off")  # the same title: no redraw
+        await pilot.pause(0.2)
+        assert plot.last_redraw_at == redrawn
