@@ -310,7 +310,10 @@ def play_evaluation_episode(env: Any, policy: Callable[[Any], int], stage: str, 
 
 
 def model_policy(model: Model, epsilon: float) -> Callable[[Any], int]:
-    """`obs -> action` of a mario-tui model (epsilon-greedy with `epsilon`, greedy at 0)."""
+    """`obs -> action` of a mario-tui model (epsilon-greedy with `epsilon`, greedy at 0). A model that samples its
+    actions (Dreamer's actor) has a `greedy` switch: evaluation takes its most likely action."""
+    if hasattr(model, "greedy"):
+        model.greedy = True  # type: ignore[attr-defined]
 
     def act(obs: Any) -> int:
         return int(model.select_action(torch.from_numpy(np.asarray(obs))[None], epsilon)[0])

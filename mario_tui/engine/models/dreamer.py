@@ -222,6 +222,8 @@ class DreamerModel(nn.Module):
         self.slow_critic = copy.deepcopy(self.critic)
         self.slow_critic.requires_grad_(False)
         self._rng = np.random.default_rng(seed)
+        self.greedy = False
+        """Act with the actor's most likely action instead of sampling it (greedy evaluation)."""
         self.state: RSSMState | None = None
         self.prev_action: torch.Tensor | None = None
         self.last_values: np.ndarray | None = None
@@ -287,7 +289,8 @@ class DreamerModel(nn.Module):
 
     @torch.no_grad()
     def select_action(self, x: torch.Tensor, epsilon: float) -> np.ndarray:
-        """Advance the carried state with this observation, sample from the actor (uniform with prob epsilon)."""
+        """Advance the carried state with this observation, sample from the actor (its most likely action when
+        `greedy`; uniform with prob epsilon)."""
         state = self._observe(x, sample=True)
         logits = self.actor(state.features())
         self.last_values = logits.cpu().numpy()
@@ -295,6 +298,8 @@ class DreamerModel(nn.Module):
         probs = logits.double().softmax(-1).cpu().numpy()
         draws = self._rng.random(batch)
         sampled = np.minimum((probs.cumsum(axis=1) < draws[:, None]).sum(axis=1), self.num_actions - 1)
+        if self.greedy:
+            sampled = probs.argmax(axis=1)
         explore = self._rng.random(batch) < epsilon
         actions = np.where(explore, self._rng.integers(0, self.num_actions, size=batch), sampled).astype(np.int64)
         self.state = state
