@@ -32,6 +32,7 @@ def progress_line(run: Run) -> str:
         f"{s.get('frames_per_s', 0.0):.0f} frames/s",
         f"episodes {int(s.get('episodes', 0))}",
         f"best x {int(s.get('best_x_pos', 0))}",
+        eval_text(s),
         f"{loss_name} {loss:.4g}" if not math.isnan(loss) else f"{loss_name} -",
         f"lr {s.get('lr', 0.0):.2e}",
         f"lag {s.get('policy_lag_mean', math.nan):.1f}",
@@ -42,6 +43,15 @@ def progress_line(run: Run) -> str:
     if run.paused:
         parts.append("PAUSED")
     return " | ".join(parts)
+
+
+def eval_text(stats: dict[str, float]) -> str:
+    """The greedy evaluation in a few words: `greedy x 412 (best 455)`, or `greedy x -` before the first."""
+    last, best = stats.get("eval_x_mean", math.nan), stats.get("eval_best_x", math.nan)
+    if math.isnan(last) and math.isnan(best):
+        return "greedy x -"
+    text = "-" if math.isnan(last) else f"{last:.0f}"
+    return f"greedy x {text}" + ("" if math.isnan(best) else f" (best {best:.0f})")
 
 
 def _install_signal_handlers(stop: threading.Event) -> dict[int, object]:
@@ -78,7 +88,8 @@ def run_batch(config: RunConfig, resume_dir: str | None = None, out: TextIO | No
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
     print(progress_line(run), file=out)
-    print(f"done: {run.paths.root} (checkpoint.pt, weights.pt, {run.csv_path.name}, training.log)", file=out,
+    best = " best.pt," if run.paths.best.is_file() else ""
+    print(f"done: {run.paths.root} (checkpoint.pt, weights.pt,{best} {run.csv_path.name}, training.log)", file=out,
           flush=True)
     if run.error is not None:
         print(f"mario-tui: error: training failed: {run.error} (see {run.paths.log})", file=sys.stderr)

@@ -56,3 +56,20 @@ def test_preview_fps_is_checked_before_anything_starts(tmp_path):
         proc = mario("--run-dir", str(tmp_path), "--preview-fps", bad)
         assert proc.returncode == 2
         assert f"--preview-fps: {message}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_batch_progress_line_names_the_greedy_evaluation():
+    from mario_tui.batch import eval_text
+
+    nan = float("nan")
+    assert eval_text({}) == "greedy x -"
+    assert eval_text({"eval_x_mean": nan, "eval_best_x": 455.4}) == "greedy x - (best 455)"
+    assert eval_text({"eval_x_mean": 412.0, "eval_best_x": 455.4}) == "greedy x 412 (best 455)"
+
+
+def test_help_lists_the_evaluation_options():
+    proc = mario("--help")
+    assert proc.returncode == 0
+    for flag in ("--eval RUN_OR_CHECKPOINT", "--episodes N", "--epsilon E", "--gif", "--eval-every",
+                 "--eval-stall-steps"):
+        assert flag in proc.stdout, flag
