@@ -457,7 +457,7 @@ def draw_curve(curves: dict[str, list[float]], minutes: Sequence[float], title: 
     """The learning curves as a Pillow image: axes, ticks, one line per system, legend, title."""
     from PIL import Image, ImageDraw, ImageFont
 
-    width, height, left, right, top, bottom = 1000, 620, 90, 170, 70, 60
+    width, height, left, right, top, bottom = 1060, 620, 90, 230, 70, 60
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font, small = ImageFont.load_default(16), ImageFont.load_default(13)
