@@ -45,6 +45,10 @@ class MarioApp(App):
         self.current_run = None
         self._stopping = False
         self._hard_exit_after_stop = False
+        self.final_error: str | None = None  # the last run's final checkpoint could not be written
+        self.starting = threading.Event()  # a run is being started (workers spawning): quitting must wait for it
+        self._quit_when_started = False
+        self._start_lock = threading.Lock()
         self.collector = PacedCollector()
         release_styles_caches()
 
@@ -61,6 +65,7 @@ class MarioApp(App):
         self.collector.start()
         self.set_interval(self.collector.period, self.collector.tick)
         self.push_screen(LaunchScreen(self.initial_config))
+        self.set_interval(1.0, self._stop_ended_run)
         if self.autostart:
             self.start_run(self.initial_config, self.resume_dir)
 
@@ -80,16 +85,32 @@ class MarioApp(App):
     # --- starting and stopping runs (off the event loop) -----------------------------------------
     @work(thread=True, exclusive=True, group="run-lifecycle")
     def start_run(self, config: RunConfig, resume_dir: Path | None = None) -> None:
-        from mario_tui.engine.session import Run
+        if self.run_live or not self._start_lock.acquire(blocking=False):
+            return  # a second Launch while one is starting or live (the dashboard replaces Launch as it comes up)
+        self.starting.set()
+        try:
+            self._start_run(config, resume_dir)
+        finally:
+            self.starting.clear()
+            self._start_lock.release()
+
+    def _start_run(self, config: RunConfig, resume_dir: Path | None) -> None:
+        from mario_tui.engine.session import Run, StartError
 
         self.call_from_thread(self.notify, "Resuming run…" if resume_dir else "Starting run…")
         try:
             with self.collector.held():
                 run = Run(config, resume_dir)
                 run.start()
-        except (ConfigError, CheckpointError, OSError) as exc:
+        except (ConfigError, CheckpointError, StartError, OSError) as exc:
             self.call_from_thread(self.notify, str(exc), title="Cannot start the run", severity="error",
                                   timeout=10)
+            if self._quit_when_started:
+                self.call_from_thread(self.exit, 0)
+            return
+        if self._quit_when_started:  # q, Ctrl+C or SIGTERM came while the workers were starting
+            self.current_run = run
+            self.stop_run("exit")
             return
         # The run's model and buffers are long-lived: freeze them now, while "Starting run…" shows. The collection
         # before the freeze walks ~200k new objects (0.2–0.3 s holding the GIL); done 1 s after the dashboard
@@ -97,6 +118,14 @@ class MarioApp(App):
         self.collector.freeze()
         self.current_run = run
         self.call_from_thread(self._show_dashboard)
+
+    def _stop_ended_run(self) -> None:
+        """A run that ended on its own (steps reached, every worker failed, the coordinator broke) is stopped at
+        once — final checkpoint, workers, shared memory — whatever screen is showing; the dashboard stays on it
+        so the user can read why."""
+        run = self.current_run
+        if run is not None and run.done.is_set() and not run.stopping.is_set() and not self._stopping:
+            self.stop_run("stay")
 
     def _show_dashboard(self) -> None:
         from mario_tui.screens.dashboard import DashboardScreen
@@ -106,12 +135,22 @@ class MarioApp(App):
         # walks them (passes took 60-90 ms instead of 20-40). Freezing them is one pass of the same size.
         self.set_timer(1.0, self.collector.freeze)
 
-    @work(thread=True, exclusive=True, group="run-lifecycle")
+    @work(thread=True, group="run-lifecycle")
     def stop_run(self, then: str = "exit") -> None:
+        """Stop the run, then `exit` the app, go to the `launch` screen, or `stay` on the dashboard (the run
+        ended on its own: the user reads why, then presses n or q)."""
         run = self.current_run
         if run is not None:
-            self.call_from_thread(self.notify, "Stopping: final checkpoint, workers, shared memory…", timeout=30)
+            if then != "stay":
+                self.call_from_thread(self.notify, "Stopping: final checkpoint, workers, shared memory…", timeout=30)
             run.stop()
+            if run.stop_error:
+                self.final_error = run.stop_error
+                if then == "launch":
+                    self.call_from_thread(self.notify, run.stop_error, title="Final checkpoint", severity="error",
+                                          timeout=30)
+        if then == "stay":
+            return
         self.current_run = None
         if then == "exit":
             if self._hard_exit_after_stop:
@@ -130,6 +169,9 @@ class MarioApp(App):
             return
         self._stopping = True
         self._hard_exit_after_stop = True
+        if self.starting.is_set():
+            self._quit_when_started = True  # the starting thread stops the run once it exists, then exits
+            return
         self.stop_run("exit")
 
     def get_system_commands(self, screen):
@@ -157,6 +199,10 @@ class MarioApp(App):
     # --- actions shared by screens ---------------------------------------------------------------
     def action_quit_app(self) -> None:
         if self._stopping:
+            return
+        if self.starting.is_set():
+            self._stopping = self._quit_when_started = True
+            self.notify("Quitting as soon as the run has started (it is stopped cleanly)…", timeout=30)
             return
         if not self.run_live:
             self.exit(0)
@@ -210,6 +256,22 @@ def run_app(config: RunConfig, resume_dir: str | None = None, preview: str = "au
     start_process_helpers(process_context())  # the forkserver preloads torch while the user fills the form
     app = MarioApp(config, resume_dir, preview=preview, preview_fps=preview_fps)
     app.run()
+    _wait_cleared(app.starting, 120)
     if app.current_run is not None and not app.current_run.stopped.is_set():  # the app crashed: never leak workers
         app.current_run.stop()
+    final_error = app.final_error or (app.current_run.stop_error if app.current_run is not None else None)
+    if final_error:  # after the terminal is restored, where it stays readable
+        import sys
+
+        print(f"mario-tui: error: {final_error}", file=sys.stderr)
+        return app.return_code or 1
     return app.return_code or 0
+
+
+def _wait_cleared(event: threading.Event, timeout: float) -> None:
+    """Wait until a run that was starting when the app ended has started (so it can be stopped, not leaked)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while event.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import fields
 
-from mario_tui.defaults import DEFAULT_PREVIEW_FPS
+from mario_tui.defaults import DEFAULT_PREVIEW_FPS, EXIT_STATUS_HELP
 from mario_tui.engine.config import (
     ConfigError,
     RunConfig,
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
               "[--level L] [--epsilon E] [--seed S] [--workers N] [--gif]   (mario-tui --help lists every option)",
         description="Train deep RL agents to play Super Mario Bros. Without --batch, opens the terminal app.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=f"--batch {EXIT_STATUS_HELP}.",
     )
     parser.add_argument("--batch", action="store_true", help="Train without a UI (servers, CI, nohup).")
     parser.add_argument("--resume", metavar="RUN", default=None,

@@ -10,3 +10,12 @@ the dashboard kept 0.97 of the training throughput at 5 frames/s and 0.92-0.94 a
 output are most of the difference). The live preview is for glancing at a worker; the replay viewer plays whole
 episodes at full speed.
 """
+
+EXIT_ALL_WORKERS_FAILED = 3
+"""`mario-tui --batch`'s exit status when every worker failed (crashed too often) and the run stopped."""
+
+EXIT_STATUS_HELP = (
+    "exit status: 0 when --steps is reached or a signal (Ctrl+C, SIGTERM, SIGHUP) stopped the run; 1 when training "
+    "failed or the final checkpoint could not be written; 2 for bad input (flags, run folder, checkpoint); "
+    f"{EXIT_ALL_WORKERS_FAILED} when every worker failed (crashed too often) and the run stopped"
+)

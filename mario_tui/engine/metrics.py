@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -28,15 +30,40 @@ class MetricsCsv:
                 header = next(csv.reader(handle), [])
             if header != self.columns:
                 self.path = self.path.with_name(self.path.stem + ".v2" + self.path.suffix)
-        self._new = not self.path.exists() or self.path.stat().st_size == 0
+        self._pending: list[dict[str, str]] = []
+
+    MAX_PENDING = 100_000  # rows kept while the file cannot be written (about 50 MB): beyond, the oldest go
 
     def append(self, row: Mapping[str, float | int | str]) -> None:
-        with self.path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
-            if self._new:
-                writer.writeheader()
-                self._new = False
-            writer.writerow({k: _fmt(v) for k, v in row.items()})
+        """Append `row`, and any rows an earlier failed write left pending. On an OSError (disk full) the file
+        is cut back to where it was, so it never ends in half a row, and the rows wait for the next append."""
+        self._pending.append({k: _fmt(v) for k, v in row.items()})
+        del self._pending[: max(0, len(self._pending) - self.MAX_PENDING)]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore")
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if new:
+            writer.writeheader()
+        writer.writerows(self._pending)
+        data = buffer.getvalue().encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            except OSError:
+                os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+        self._pending.clear()
+
+    @property
+    def pending(self) -> int:
+        """Rows not yet in the file (a write failed)."""
+        return len(self._pending)
 
 
 def _fmt(value: float | int | str) -> str:

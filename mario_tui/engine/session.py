@@ -38,6 +38,7 @@ from mario_tui.engine.evaluate import EnvFactory, EvalOptions, EvalReport
 from mario_tui.engine.fileio import atomic_write_text
 from mario_tui.engine.logtail import LogTail
 from mario_tui.engine.metrics import MetricsCsv
+from mario_tui.engine.notices import Notices, QuietFileHandler, WriteFailures, os_reason
 from mario_tui.engine.periodic_eval import EvalPoint, PeriodicEvaluator
 from mario_tui.engine.registry import REGISTRY, build_model
 from mario_tui.engine.runs import RunPaths, new_run_paths
@@ -46,6 +47,10 @@ from mario_tui.engine.worker import SAVE_REPLAY_COMMAND, WorkerSpec, worker_log_
 
 METRIC_HISTORY = 20_000
 EPISODE_HISTORY = 100_000
+
+
+class StartError(Exception):
+    """The run cannot start (its folder cannot be made, no shared memory left, ...): one line for the user."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -151,6 +156,7 @@ class Run:
         self.metric_history: deque[dict[str, float]] = deque(maxlen=METRIC_HISTORY)
         self.started = threading.Event()
         self.done = threading.Event()  # the step budget is reached (or the run broke): front ends call stop()
+        self.stopping = threading.Event()  # stop() has begun
         self.stopped = threading.Event()
         self.error: BaseException | None = None
         self.paused = False
@@ -171,14 +177,55 @@ class Run:
         self.eval_history: deque[EvalPoint] = deque(maxlen=METRIC_HISTORY)
         self.last_eval: EvalReport | None = None
         self._next_eval_at = 0
+        self.notices = Notices()
+        self._write_failures = WriteFailures(self.notices)
+        self.workers_failed = False  # every worker failed (crashed too often): the run ended without any
+        self.end_reason: str | None = None  # why the run ended on its own (steps reached, every worker failed, ...)
+        self.stop_error: str | None = None  # the final checkpoint could not be written
+        self.last_checkpoint_error: str | None = None
+        self.checkpoint_updates: int | None = None  # the update of the newest checkpoint.pt on disk
+        if self._resume is not None:
+            self.checkpoint_updates = int(self._resume["counters"].get("updates", 0))
 
     # ------------------------------------------------------------------------------ start-up
     def start(self) -> None:
-        """Create the run folder and shared memory, start the workers and the coordinator thread."""
+        """Create the run folder and shared memory, start the workers and the coordinator thread.
+
+        Raises StartError (one line) when the run folder or the shared memory cannot be made; nothing is left
+        running then."""
+        try:
+            self.paths.root.mkdir(parents=True, exist_ok=True)
+            self.config.save(self.paths.config)
+            self.log = self._make_logger()
+        except OSError as exc:
+            raise StartError(f"cannot create the run folder {self.paths.root}: {os_reason(exc)}") from None
+        self._write_failures.log = self.log
+        try:
+            self._start()
+        except BaseException as exc:
+            self._abort_start()
+            if isinstance(exc, OSError):
+                raise StartError(f"cannot start the run: {os_reason(exc)}"
+                                 + (f" ({exc.filename})" if exc.filename else "")) from None
+            raise
+
+    def _abort_start(self) -> None:
+        """Undo a start that failed half-way: no shared memory, process or log handle outlives it."""
+        self._stop_flag.set()
+        for thread in self._threads:
+            thread.join(10.0)
+        if self.evaluator is not None:
+            self.evaluator.close()
+        if self.supervisor is not None:
+            with contextlib.suppress(Exception):
+                self.supervisor.stopping = True
+                self.supervisor.stop_all(5.0)
+        if self._segments is not None:
+            self._segments.close()
+        self._close_log()
+
+    def _start(self) -> None:
         cfg = self.config
-        self.paths.root.mkdir(parents=True, exist_ok=True)
-        cfg.save(self.paths.config)
-        self.log = self._make_logger()
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         _model, learner = build_model(cfg, num_actions(cfg.actions))
@@ -241,7 +288,7 @@ class Run:
         logger = logging.getLogger(f"mario_tui.run.{self.name}.{id(self)}")
         logger.setLevel(logging.INFO)
         logger.propagate = False
-        handler = logging.FileHandler(self.paths.log, mode="a", encoding="utf-8")
+        handler = QuietFileHandler(self.paths.log, mode="a", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s [coord] %(message)s", "%Y-%m-%d %H:%M:%S"))
         logger.addHandler(handler)
         return logger
@@ -283,7 +330,8 @@ class Run:
                 self.error = exc
                 with contextlib.suppress(Exception):
                     self.log.exception(f"{threading.current_thread().name} failed: {exc}")
-                self.done.set()
+                self._end(f"training failed: {type(exc).__name__}: {exc} (the traceback is in {self.paths.log.name})",
+                          "error")
 
         return run
 
@@ -294,6 +342,24 @@ class Run:
         while not self._stop_flag.wait(0.2):
             with self._lock:
                 self.supervisor.check()
+            if self.supervisor.all_failed():
+                self.workers_failed = True
+                workers = self.supervisor.workers
+                if len({r.last_error for r in workers}) == 1:
+                    errors = f"last error: {workers[0].last_error}"
+                else:
+                    errors = "last errors: " + "; ".join(f"worker {r.worker_id}: {r.last_error}" for r in workers)
+                self._end(f"every worker failed and none will be restarted ({errors})", "error")
+                return
+
+    def _end(self, reason: str, severity: str = "info") -> None:
+        """The run ends on its own: say why, and let the front end stop it (final checkpoint, cleanup)."""
+        if self.end_reason is None:
+            self.end_reason = reason
+            with contextlib.suppress(Exception):
+                self.log.info(f"run ended: {reason}")
+            self.notices.add(f"run ended: {reason}", severity)
+        self.done.set()
 
     def _coordinate(self) -> None:
         assert self._segments is not None and self.coordinator is not None
@@ -326,12 +392,11 @@ class Run:
                 last_csv_update = updates
                 self._append_csv_row()
             if updates % cfg.checkpoint_every == 0:
-                self._write_checkpoint()
+                self._write_checkpoint(periodic=True)
             if self.evaluator is not None and updates >= self._next_eval_at and not self.evaluator.busy:
                 self._start_evaluation()
             if cfg.steps and updates >= cfg.steps:
-                self.log.info(f"reached --steps {cfg.steps}")
-                self.done.set()
+                self._end(f"reached --steps {cfg.steps}")
                 break
         self._serve_checkpoint_requests()
 
@@ -390,19 +455,21 @@ class Run:
                       f"flags {flags}/{len(report.episodes)}, return {report.return_mean:.1f} "
                       f"({report.wall_s:.0f} s); {outcome}")
         if best and self.coordinator is not None:
-            with contextlib.suppress(OSError):
-                atomic_write_text(self.paths.status, self._status_json())
+            self._write_status()
 
     # ------------------------------------------------------------------------------ checkpoints
     def _serve_checkpoint_requests(self) -> None:
         while self._checkpoint_requests:
             event = self._checkpoint_requests.popleft()
             try:
-                self._write_checkpoint()
+                self._write_checkpoint(periodic=True)
             finally:
                 event.set()
 
-    def _write_checkpoint(self) -> None:
+    def _write_checkpoint(self, periodic: bool = False) -> OSError | None:
+        """checkpoint.pt, weights.pt and status.json. A write that fails (disk full, ...) leaves the old file
+        (atomic writes) and returns the checkpoint's error; `periodic` ones also become a notice: training goes
+        on and the next checkpoint tries again."""
         assert self.coordinator is not None
         t0 = time.monotonic()
         coordinator = self.coordinator
@@ -413,30 +480,66 @@ class Run:
             "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate())},
             "saved_at": time.time(),
         }
-        save_checkpoint(self.paths.checkpoint, payload)
-        save_weights(self.paths.weights, state["model"], self.config.to_dict(), state["counters"])
-        atomic_write_text(self.paths.status, self._status_json())
+        updates = coordinator.counters.updates
+        try:
+            save_checkpoint(self.paths.checkpoint, payload)
+        except OSError as exc:
+            self.last_checkpoint_error = f"could not write {self.paths.checkpoint.name}: {os_reason(exc)}"
+            if periodic:
+                nxt = (updates // self.config.checkpoint_every + 1) * self.config.checkpoint_every
+                self._write_failures.failed(self.paths.checkpoint, exc, f"training goes on, {self.intact_text()}, "
+                                            f"the next checkpoint (update {nxt:,}) tries again", always=True)
+            return exc
+        self.checkpoint_updates = updates
+        self.last_checkpoint_error = None
+        self._write_failures.succeeded(self.paths.checkpoint)
+        try:
+            save_weights(self.paths.weights, state["model"], self.config.to_dict(), state["counters"])
+            self._write_failures.succeeded(self.paths.weights)
+        except OSError as exc:
+            self._write_failures.failed(self.paths.weights, exc, "checkpoint.pt was written; the replay viewer and "
+                                        "--eval RUN see the previous weights until the next checkpoint")
+        self._write_status()
         if self.config.save_replay and self._segments is not None:
             for i in range(self.config.workers):
                 self._segments.control.request(i, SAVE_REPLAY_COMMAND)
-        self.log.info(f"checkpoint at update {coordinator.counters.updates} "
-                      f"({(time.monotonic() - t0) * 1000:.0f} ms)")
+        self.log.info(f"checkpoint at update {updates} ({(time.monotonic() - t0) * 1000:.0f} ms)")
+        return None
+
+    def intact_text(self) -> str:
+        """What is on disk instead: `the checkpoint from update 3,000 is intact`."""
+        if self.checkpoint_updates is None:
+            return "no earlier checkpoint of this run exists"
+        return f"the previous checkpoint from update {self.checkpoint_updates:,} is intact"
+
+    def _write_status(self) -> None:
+        try:
+            atomic_write_text(self.paths.status, self._status_json())
+            self._write_failures.succeeded(self.paths.status)
+        except OSError as exc:
+            self._write_failures.failed(self.paths.status, exc, "the runs list shows older figures for this run")
 
     def save_checkpoint(self, timeout: float = 60.0) -> bool:
         """Write checkpoint.pt + weights.pt now (on the coordinator thread, between two updates)."""
         event = threading.Event()
         coordinator_alive = any(t.name == "mario-coordinator" and t.is_alive() for t in self._threads)
         if not coordinator_alive:
+            if self._segments is None or self.stopping.is_set():
+                self.last_checkpoint_error = ("the run has not started" if self._segments is None else
+                                              "the run has stopped (its final checkpoint is written at the stop)")
+                return False
             with self._lock:
-                self._write_checkpoint()
-            return True
+                return self._write_checkpoint(periodic=True) is None
         self._checkpoint_requests.append(event)
-        return event.wait(timeout)
+        if not event.wait(timeout):
+            self.last_checkpoint_error = f"no checkpoint within {timeout:.0f} s (the coordinator is busy)"
+            return False
+        return self.last_checkpoint_error is None
 
     # ------------------------------------------------------------------------------ controls
     def pause(self) -> None:
         """Workers stop stepping, the coordinator stops applying; heartbeats continue."""
-        if self._segments is None or self.paused:
+        if self._segments is None or self.paused or self.stopped.is_set():
             return
         self.paused = True
         self._segments.control.run_state = shm.RunState.PAUSED
@@ -447,7 +550,7 @@ class Run:
         self.log.info("paused")
 
     def resume(self) -> None:
-        if self._segments is None or not self.paused:
+        if self._segments is None or not self.paused or self.stopped.is_set():
             return
         self._segments.control.run_state = shm.RunState.RUNNING
         self.paused = False
@@ -474,7 +577,7 @@ class Run:
         return ids
 
     def set_preview_worker(self, worker_id: int) -> None:
-        if self._segments is not None:
+        if self._segments is not None and not self._segments.closed:
             self._segments.control.preview_worker = worker_id
 
     def read_preview(self, worker_id: int, current_version: int) -> tuple[int, np.ndarray] | None:
@@ -488,6 +591,15 @@ class Run:
             if self.stopped.is_set() or not self.started.is_set():
                 self.stopped.set()
                 return
+            if self.stopping.is_set():  # another thread is stopping it (the app: the run ended, then q)
+                wait_for_other = True
+            else:
+                wait_for_other = False
+                self.stopping.set()
+        if wait_for_other:
+            self.stopped.wait(timeout * 3)
+            return
+        with self._lock:
             self.log.info("stopping")
             assert self._segments is not None and self.supervisor is not None
             self._segments.control.run_state = shm.RunState.STOPPING
@@ -503,7 +615,12 @@ class Run:
             self.supervisor.stop_all(timeout)
             self._poll_episodes()
             if checkpoint and self.coordinator is not None and self.coordinator.counters.updates > 0:
-                self._write_checkpoint()
+                error = self._write_checkpoint()
+                if error is not None:
+                    self.stop_error = (f"could not write the final checkpoint ({self.paths.checkpoint}): "
+                                       f"{os_reason(error)}; {self.intact_text()}")
+                    self.log.info(self.stop_error)
+                    self.notices.add(self.stop_error, "error")
             if self.coordinator is not None and self.coordinator.counters.updates != self._csv_updates:
                 self._append_csv_row()  # the last updates since the last row (not a second row for the same update)
         finally:
@@ -511,11 +628,15 @@ class Run:
                 self.evaluator.close()
             self._segments.close()
             self.log.info("stopped; shared memory released")
-            for handler in list(self.log.handlers):
-                handler.close()
-                self.log.removeHandler(handler)
+            self._close_log()
             self.stopped.set()
             self.done.set()
+
+    def _close_log(self) -> None:
+        log = getattr(self, "log", None)
+        for handler in list(log.handlers) if log is not None else []:
+            handler.close()
+            log.removeHandler(handler)
 
     def _status_json(self) -> str:
         assert self.coordinator is not None
@@ -613,8 +734,13 @@ class Run:
 
     def _append_csv_row(self) -> None:
         row = self._csv_row()
-        self._csv.append(row)
         self._csv_updates = int(row["updates"])
+        try:
+            self._csv.append(row)
+            self._write_failures.succeeded(self._csv.path)
+        except OSError as exc:
+            self._write_failures.failed(self._csv.path, exc, f"training goes on; {self._csv.pending} rows wait in "
+                                        "memory for the next write")
 
     def _csv_row(self) -> dict[str, Any]:
         stats = self.coordinator_stats()
@@ -648,4 +774,5 @@ def _to_tuple(value: Any) -> Any:
     return value
 
 
-__all__ = ["EpisodeRecord", "EpisodeResult", "Run", "WorkerRow", "process_context", "resolve_device"]
+__all__ = ["EpisodeRecord", "EpisodeResult", "Run", "StartError", "WorkerRow",
+           "process_context", "resolve_device"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from collections import deque
@@ -59,17 +60,44 @@ class RestartPolicy:
         return min(self.max_delay, self.base_delay * 2 ** max(recent_crashes - 1, 0))
 
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[w\d+\] ")
+
+
 def last_error_line(log_path: Path | None, max_bytes: int = 16_384) -> str:
-    """The last non-indented line of a worker's log (for a traceback: the exception line)."""
+    """The exception line of the last traceback in a worker's log, or "" when its last words are not an error.
+
+    The worker's own lines (`... [w0] started (pid 12)`) are progress, not errors: a worker killed by a signal
+    leaves one of them last, and the reason is in its exit code instead (`exit_reason`)."""
     if log_path is None or not log_path.exists():
         return ""
-    with log_path.open("rb") as handle:
-        handle.seek(max(0, log_path.stat().st_size - max_bytes))
-        lines = handle.read().decode("utf-8", "replace").splitlines()
+    try:
+        with log_path.open("rb") as handle:
+            handle.seek(max(0, log_path.stat().st_size - max_bytes))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
     for line in reversed(lines):
-        if line.strip() and not line.startswith((" ", "\t")):
-            return line.strip()[:300]
+        if not line.strip() or line.startswith((" ", "\t")):
+            continue
+        if LOG_LINE.match(line):
+            if "] crashed: " in line:
+                continue  # the traceback's own exception line, above it, says the same with its type
+            return ""
+        return line.strip()[:300]
     return ""
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """`killed by signal 9 (SIGKILL)` or `exited with code 1` from a process's exit code."""
+    if exitcode is None:
+        return "exited"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"killed by signal {-exitcode} ({name})"
+    return f"exited with code {exitcode}"
 
 
 class Supervisor:
@@ -150,7 +178,7 @@ class Supervisor:
                 continue
             proc = record.process
             if proc is not None and not proc.is_alive():
-                self._crashed(record, f"exited with code {proc.exitcode}", now)
+                self._crashed(record, exit_reason(proc.exitcode), now)
                 continue
             age = self._heartbeat_age(record.worker_id)
             if age > self.heartbeat_timeout:
@@ -172,8 +200,9 @@ class Supervisor:
         detail = f" ({error})" if error else ""
         if recent >= self.policy.max_crashes:
             record.state = WorkerState.FAILED
+            goes_on = " (the run goes on)" if not self.all_failed() else ""
             self._log(f"worker {record.worker_id} failed: {why}{detail}; {recent} crashes in "
-                      f"{self.policy.window / 60:.0f} min, not restarting it again (the run goes on)")
+                      f"{self.policy.window / 60:.0f} min, not restarting it again{goes_on}")
             return
         delay = self.policy.delay(recent)
         record.state = WorkerState.DEAD
@@ -189,6 +218,10 @@ class Supervisor:
         for record in self.workers:
             self._kill(record, grace=1.0)
             record.state = WorkerState.STOPPED
+
+    def all_failed(self) -> bool:
+        """No worker is left and none will be restarted: the run cannot make progress."""
+        return all(r.state is WorkerState.FAILED for r in self.workers)
 
     def alive_count(self) -> int:
         return sum(1 for r in self.workers if r.process is not None and r.process.is_alive())

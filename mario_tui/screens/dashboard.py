@@ -233,11 +233,15 @@ class CoordinatorPanel(Static):
     _last: str = ""
 
     def show(self, stats: dict[str, float], paused: bool, fractions: dict[str, float], model: str, *,
-             eval_every: int = 0) -> None:
+             eval_every: int = 0, ended: str | None = None) -> None:
         """`eval_every` (the run's --eval-every) words the greedy-eval line, which is always there (off, waiting or
-        a result): the line count stays fixed per model."""
+        a result): the line count stays fixed per model. `ended`: why the run stopped (it stays on screen)."""
         head = Text()  # the status line is always there, so pausing never changes the panel's height (a re-layout)
-        if paused:
+        if ended is not None:
+            head.append(" STOPPED ", style="bold white on red")
+            head.append("  n new run · v replay viewer · q quit\n")
+            head.append(f"{ended}\n", style="bold")
+        elif paused:
             head.append(" PAUSED ", style="bold black on yellow")
             head.append("  workers hold, no updates are applied — press p to resume\n")
         else:
@@ -320,6 +324,7 @@ class DashboardScreen(Screen):
         self._updates = 0  # the update count the panel showed last
         self._refresh_timers: list[Timer] = []
         self._suspended = False
+        self._notice_cursor = 0
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -421,17 +426,45 @@ class DashboardScreen(Screen):
 
     def refresh_panel(self) -> None:
         run = self.run
+        self.show_notices()
         stats = run.coordinator_stats()
         self.query_one(CoordinatorPanel).show(stats, run.paused, run.worker_time_fractions(), run.config.model,
-                                              eval_every=run.config.eval_every)
+                                              eval_every=run.config.eval_every, ended=self.ended_text())
         self._updates = int(stats.get("updates", 0))
         self.query_one("#plot-eval", MetricPlot).set_title(self.eval_title())  # "first eval at…" follows updates
         self.refresh_status()
 
     def refresh_status(self) -> None:
         run = self.run
-        self.query_one(StatusHeader).show_status(
-            "PAUSED" if run.paused else ("stopping…" if run.stopped.is_set() else "training"))
+        status = ("stopped" if run.stopped.is_set() else "stopping…" if run.stopping.is_set() or run.done.is_set()
+                  else "PAUSED" if run.paused else "training")
+        self.query_one(StatusHeader).show_status(status)
+
+    def ended_text(self) -> str | None:
+        """Why the run is over, once it is stopping or stopped (None while it trains)."""
+        run = self.run
+        if not (run.stopping.is_set() or run.done.is_set()):
+            return None
+        reason = run.end_reason or "stopped"
+        if run.stop_error:
+            reason += f"; {run.stop_error}"
+        elif not run.stopped.is_set():
+            reason += "; stopping (final checkpoint, workers, shared memory)…"
+        return reason
+
+    def show_notices(self) -> None:
+        """The run's notices (a file it could not write, why it ended) as toasts; the log has them too."""
+        notices, self._notice_cursor = self.run.notices.since(self._notice_cursor)
+        for notice in notices:
+            severity = {"info": "information"}.get(notice.severity, notice.severity)
+            self.notify(notice.text, severity=severity, timeout=30 if severity == "error" else 10)
+
+    def _refuse_when_stopped(self) -> bool:
+        """Keys that drive training do nothing on a run that stopped: say so instead."""
+        if self.run.stopping.is_set() or self.run.done.is_set():
+            self.notify("The run has stopped: n starts a new run, v opens the replay viewer, q quits.")
+            return True
+        return False
 
     def refresh_plots(self) -> None:
         """One plot per tick, round robin, so each redraws at most every 1.25 s and the plot work is spread
@@ -475,24 +508,33 @@ class DashboardScreen(Screen):
 
     def action_toggle_pause(self) -> None:
         """No toast: the panel's PAUSED banner and the title say it, and toasts cost a re-layout each."""
+        if self._refuse_when_stopped():
+            return
         self.run.toggle_pause()
         self.refresh_figures()
         self.set_timer(PAUSE_SETTLE, self.refresh_table)  # "pausing" → "paused" once the workers hold
 
     def action_restart_selected(self) -> None:
+        if self._refuse_when_stopped():
+            return
         self.run.restart_worker(self.selected_worker)
         self.notify(f"Restarting worker {self.selected_worker}…")
 
     def action_restart_stale(self) -> None:
+        if self._refuse_when_stopped():
+            return
         ids = self.run.restart_stale_workers()
         self.notify(f"Restarting workers {', '.join(map(str, ids))}…" if ids else "No stale workers.")
 
     def action_checkpoint(self) -> None:
+        if self._refuse_when_stopped():
+            return
         self.notify("Writing checkpoint…")
         self._write_checkpoint()
 
     @work(thread=True, exclusive=True, group="checkpoint")
     def _write_checkpoint(self) -> None:
         ok = self.run.save_checkpoint(timeout=120)
-        message = f"Checkpoint written: {self.run.paths.checkpoint}" if ok else "Checkpoint timed out."
+        message = (f"Checkpoint written: {self.run.paths.checkpoint}" if ok else
+                   f"No checkpoint: {self.run.last_checkpoint_error or 'timed out'}; {self.run.intact_text()}")
         self.app.call_from_thread(self.notify, message, severity="information" if ok else "error")

@@ -6,7 +6,6 @@ import gc
 import time
 from pathlib import Path
 
-import pytest
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, Select
 
@@ -40,16 +39,6 @@ def train_tiny_run(tmp_path: Path, name: str, steps: int):
     finally:
         run.stop()
     return run
-
-
-@pytest.fixture
-def apps():
-    """Whatever a test does, the runs its apps started are stopped (workers, shared memory)."""
-    made: list[MarioApp] = []
-    yield made
-    for app in made:
-        if app.current_run is not None:
-            app.current_run.stop(timeout=10, checkpoint=False)
 
 
 async def test_launch_form_validates_inline_and_disables_launch(tmp_path, apps):

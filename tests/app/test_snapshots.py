@@ -12,6 +12,7 @@ from textual.app import App
 from textual.widgets import DataTable, Log
 
 from mario_tui.engine.config import RunConfig
+from mario_tui.engine.notices import Notices
 from mario_tui.engine.periodic_eval import EvalPoint
 from mario_tui.engine.session import EpisodeRecord, WorkerRow
 from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
@@ -38,7 +39,10 @@ class FixedRun:
         self.name = "demo"
         self.paths = SimpleNamespace(root=root, log=log, checkpoint=root / "checkpoint.pt")
         self.paused = False
-        self.stopped = threading.Event()
+        self.stopping, self.stopped, self.done = threading.Event(), threading.Event(), threading.Event()
+        self.notices = Notices()
+        self.end_reason: str | None = None
+        self.stop_error: str | None = None
         rng = np.random.default_rng(0)
         self.episodes = deque(EpisodeRecord(i % 2, i + 1, float(200 + 10 * i + rng.normal() * 30),
                                             int(300 + 8 * i), 300, False, 1, 1, 0.0) for i in range(60))
@@ -71,9 +75,17 @@ class FixedRun:
                 "eval_x_max": last.x_max, "eval_flag_rate": last.flag_rate, "eval_return": last.return_mean,
                 "eval_best_x": best.x_mean, "eval_best_updates": best.updates}
 
+    def end(self, reason: str, worker_error: str) -> None:
+        """As a run that ended on its own and was stopped: its workers failed with `worker_error`."""
+        self.end_reason, self._worker_error = reason, worker_error
+        for event in (self.stopping, self.stopped, self.done):
+            event.set()
+
     def worker_rows(self) -> list[WorkerRow]:
-        return [WorkerRow(i, "running", 1000 + i, "1-1", 30 + i, 12_000 + 50 * i, 180.0, 612.0, 1090.0, 1396 - i,
-                          0.05 ** (1 + i), 375 + i, 0.2, i, "") for i in range(2)]
+        error = getattr(self, "_worker_error", "")
+        state = "failed" if error else "running"
+        return [WorkerRow(i, state, 1000 + i, "1-1", 30 + i, 12_000 + 50 * i, 180.0, 612.0, 1090.0, 1396 - i,
+                          0.05 ** (1 + i), 375 + i, 0.2, i, error) for i in range(2)]
 
     def coordinator_stats(self) -> dict[str, float]:
         return {"updates": 399, "updates_per_s": 6.5, "frames_per_s": 1420.0, "episodes": 60, "best_x_pos": 1396,
@@ -131,6 +143,22 @@ def test_dashboard_layout(snap_compare, tmp_path):
         """Poll until each refresh timer has drawn once (a fixed wait was too short on a loaded CI box)."""
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, DashboardScreen)
                          and dashboard_drawn(pilot.app.screen), 30, "every part of the dashboard drawn")
+
+    assert snap_compare(ScreenApp(lambda: DashboardScreen(run, preview="halfblock")), terminal_size=(160, 50),
+                        run_before=settle)
+
+
+def test_dashboard_of_a_run_whose_workers_all_failed(snap_compare, tmp_path):
+    """The run stopped on its own: the panel says why and what the keys do now; the table shows each error."""
+    run = FixedRun(tmp_path / "demo")
+    error = "killed by signal 9 (SIGKILL)"
+    run.end(f"every worker failed and none will be restarted (last error: {error})", error)
+
+    async def settle(pilot) -> None:
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, DashboardScreen)
+                         and dashboard_drawn(pilot.app.screen)
+                         and "STOPPED" in pilot.app.screen.query_one(CoordinatorPanel)._last, 30,
+                         "the dashboard drawn with its STOPPED banner")
 
     assert snap_compare(ScreenApp(lambda: DashboardScreen(run, preview="halfblock")), terminal_size=(160, 50),
                         run_before=settle)

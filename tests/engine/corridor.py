@@ -102,3 +102,8 @@ def make_simple_corridor(config, seed: int) -> SimpleCorridor:
     env = SimpleCorridor(frame_size=config.frame_size, stack=config.frame_stack)
     env.action_space.seed(seed)
     return env
+
+
+def make_broken_env(config, seed: int) -> SimpleCorridor:
+    """`env_factory` whose env never starts: every worker crashes at once (the crash-cap tests)."""
+    raise RuntimeError("the emulator exploded")
