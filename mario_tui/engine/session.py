@@ -288,10 +288,13 @@ class Run:
         logger = logging.getLogger(f"mario_tui.run.{self.name}.{id(self)}")
         logger.setLevel(logging.INFO)
         logger.propagate = False
+        logger.addHandler(self._log_handler())
+        return logger
+
+    def _log_handler(self) -> logging.Handler:
         handler = QuietFileHandler(self.paths.log, mode="a", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s [coord] %(message)s", "%Y-%m-%d %H:%M:%S"))
-        logger.addHandler(handler)
-        return logger
+        return handler
 
     def _restore_rng(self, rng: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):
@@ -472,6 +475,7 @@ class Run:
         on and the next checkpoint tries again."""
         assert self.coordinator is not None
         t0 = time.monotonic()
+        self._restore_run_folder()
         coordinator = self.coordinator
         state = coordinator.state()
         payload = {
@@ -505,6 +509,27 @@ class Run:
                 self._segments.control.request(i, SAVE_REPLAY_COMMAND)
         self.log.info(f"checkpoint at update {updates} ({(time.monotonic() - t0) * 1000:.0f} ms)")
         return None
+
+    def _restore_run_folder(self) -> None:
+        """The run folder (or its config.json) was deleted under the run: make them again, so the checkpoint that
+        follows can be resumed, and point the log at the new folder."""
+        if self.paths.config.exists():
+            return
+        gone = not self.paths.root.is_dir()
+        try:
+            self.paths.root.mkdir(parents=True, exist_ok=True)
+            self.config.save(self.paths.config)
+        except OSError as exc:
+            self._write_failures.failed(self.paths.config, exc, "the run cannot be resumed until it is written")
+            return
+        if gone:
+            for handler in list(self.log.handlers):  # it writes into the deleted file
+                handler.close()
+                self.log.removeHandler(handler)
+            self.log.addHandler(self._log_handler())
+            text = f"the run folder {self.paths.root} was deleted during the run: made it again"
+            self.notices.add(text, "warning")
+            self.log.info(text)
 
     def intact_text(self) -> str:
         """What is on disk instead: `the checkpoint from update 3,000 is intact`."""

@@ -212,7 +212,13 @@ class WorkerLoop:
     def _save_replay(self) -> None:
         path = RunPaths(Path(self.spec.run_root)).replay(self.id)
         t0 = time.monotonic()
-        self.buffer.save(path)
+        try:
+            self.buffer.save(path)
+        except OSError as exc:  # disk full: the buffer lives on in memory, the previous file stays whole
+            reason = exc.strerror or str(exc)
+            run_log(self.spec, f"could not save the replay buffer to {path.name}: {reason}; training goes on, "
+                               "the next checkpoint tries again")
+            return
         run_log(self.spec, f"saved {len(self.buffer)} replay transitions to {path.name} "
                            f"in {time.monotonic() - t0:.1f} s")
 

@@ -97,7 +97,7 @@ def test_disk_full_on_a_real_filesystem_keeps_training_and_ends_in_one_line(tmp_
     with small_filesystem() as disk:
         runs_dir = disk / "runs"
         cmd = batch_cmd(tmp_path, "--workers", "1", "--checkpoint-every", "10", "--csv-every", "5",
-                        "--eval-every", "0", "--name", "full", "--steps", "0")
+                        "--eval-every", "0", "--name", "full", "--steps", "0", "--save-replay")
         cmd[cmd.index("--run-dir") + 1] = str(runs_dir)
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         output = Output(proc)
@@ -129,6 +129,7 @@ def test_disk_full_on_a_real_filesystem_keeps_training_and_ends_in_one_line(tmp_
         assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # no half-written file left
         rows = read_csv(folder / "training.csv")
         assert rows and all(row["updates"] for row in rows)  # every row whole
+        assert rows[-1]["restarts"] == "0"  # the worker's replay save failed too, and it went on (its buffer kept)
         assert not our_segments(proc.pid)
 
 
@@ -266,3 +267,17 @@ def test_training_csv_degrades_too(tmp_path, runs, monkeypatch):
     assert updates == sorted(updates) and len(updates) >= 3
     assert all(b - a <= 6 for a, b in zip(updates, updates[1:], strict=False))  # no rows lost in the outage
 
+
+
+def test_a_run_folder_deleted_during_the_run_is_made_again_and_resumable(tmp_path, runs):
+    run = start(runs, tiny_config(tmp_path, steps=0, workers=1, eval_every=0, checkpoint_every=10))
+    wait_for(lambda: run.checkpoint_updates, 120, "the first checkpoint")
+    shutil.rmtree(run.paths.root)
+    first = run.checkpoint_updates
+    wait_for(lambda: run.checkpoint_updates > first and run.paths.config.exists(), 60, "a checkpoint after")
+    assert any("was deleted during the run: made it again" in n.text for n in run.notices.since(0)[0])
+    run.stop()
+    assert run.stop_error is None and run.error is None
+    assert "stopped; shared memory released" in run.paths.log.read_text()  # the log follows the new folder
+    resumed = Run(run.config, resume_dir=run.paths.root)  # config.json and checkpoint.pt: resumable
+    assert resumed.checkpoint_updates == load_checkpoint(run.paths.checkpoint)["counters"]["updates"]
