@@ -197,6 +197,10 @@ class MarioApp(App):
         yield SystemCommand("Help: keys", "Every key of mario-tui (?)", self.action_help)
 
     # --- actions shared by screens ---------------------------------------------------------------
+    async def action_quit(self) -> None:
+        """Textual's own ctrl+q and the palette's "Quit": the same as q (asks while a run is live)."""
+        self.action_quit_app()
+
     def action_quit_app(self) -> None:
         if self._stopping:
             return

@@ -5,6 +5,8 @@ exports the episode as an animated GIF into the run folder.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 from textual import on, work
@@ -78,6 +80,7 @@ class ReplayScreen(Screen):
         self.playing = False
         self.speed_index = SPEEDS.index(1.0)
         self._job = None
+        self._episode_pending = False  # Play was pressed and its episode has not come back (or failed) yet
         self._timer = None
         self._file_options: list[tuple[str, str]] = []  # what the file select lists now
 
@@ -136,6 +139,9 @@ class ReplayScreen(Screen):
 
     @on(Button.Pressed, "#replay-play")
     def action_play_episode(self) -> None:
+        if self._episode_pending:  # Enter while one plays: a second job would orphan the first one's process
+            self.notify("An episode is already being played (escape cancels it).", severity="warning")
+            return
         path = self.checkpoint_path()
         if path is None:
             self.notify("Pick a run first.", severity="warning")
@@ -156,9 +162,28 @@ class ReplayScreen(Screen):
             except ConfigError as exc:
                 self.notify(str(exc), severity="error")
                 return
+        self._episode_pending = True
         self.query_one("#replay-play", Button).disabled = True
         self.query_one("#replay-progress", Static).update(f"playing {path} …")
         self._play(path, level, epsilon)
+
+    def _open(self) -> bool:
+        """The viewer is still on the screen stack: closing it (escape) pops it at once, while its widgets go away
+        over the next moments and its progress loop may still be running in its thread."""
+        return self.is_attached and self in self.app.screen_stack
+
+    def _from_thread(self, callback: Callable[..., object], *args: object) -> None:
+        """Run `callback(*args)` on the app's thread while the viewer is open; once it is closed (or the app ended)
+        nobody wants the progress or the result, and its widgets are gone (querying them raised NoMatches in the
+        playback thread, which took the whole app down)."""
+        if not self._open():
+            return
+        with contextlib.suppress(RuntimeError):  # the app stopped running meanwhile
+            self.app.call_from_thread(self._if_open, callback, *args)
+
+    def _if_open(self, callback: Callable[..., object], *args: object) -> None:
+        if self._open():
+            callback(*args)
 
     @work(thread=True, exclusive=True, group="playback")
     def _play(self, path: Path, level: str | None, epsilon: float) -> None:
@@ -170,23 +195,29 @@ class ReplayScreen(Screen):
             job = PlaybackJob(path, level=level, epsilon=epsilon)
             self._job = job
             job.start()
+            if not self._open():  # closed while the process was being started: on_unmount's cancel came too early
+                job.cancel()
             while not job.done():
-                steps = job.progress()
-                self.app.call_from_thread(self.query_one("#replay-progress", Static).update,
-                                          f"the agent is playing {path.parent.name}/{path.name}: {steps} steps…")
+                self._from_thread(self._progress, f"the agent is playing {path.parent.name}/{path.name}: "
+                                                  f"{job.progress()} steps…")
                 time.sleep(0.2)
             recording = job.result(timeout=30)
-        except (CheckpointError, PlaybackError, OSError, TimeoutError) as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+        except (CheckpointError, PlaybackError, OSError, TimeoutError, ValueError) as exc:
+            self._from_thread(self._failed, str(exc))
             return
-        self.app.call_from_thread(self._loaded, recording)
+        self._from_thread(self._loaded, recording)
+
+    def _progress(self, text: str) -> None:
+        self.query_one("#replay-progress", Static).update(text)
 
     def _failed(self, message: str) -> None:
+        self._episode_pending = False
         self.query_one("#replay-play", Button).disabled = False
         self.query_one("#replay-progress", Static).update(f"failed: {message}")
         self.notify(message, title="Replay failed", severity="error", timeout=10)
 
     def _loaded(self, recording) -> None:
+        self._episode_pending = False
         self.recording = recording
         self.position = 0
         self.query_one("#replay-play", Button).disabled = False
