@@ -281,3 +281,18 @@ def test_a_run_folder_deleted_during_the_run_is_made_again_and_resumable(tmp_pat
     assert "stopped; shared memory released" in run.paths.log.read_text()  # the log follows the new folder
     resumed = Run(run.config, resume_dir=run.paths.root)  # config.json and checkpoint.pt: resumable
     assert resumed.checkpoint_updates == load_checkpoint(run.paths.checkpoint)["counters"]["updates"]
+
+
+def test_a_start_that_fails_half_way_leaves_nothing_running(tmp_path, monkeypatch):
+    """/dev/shm full (injected at the segment creation): one StartError line, no process, no open log."""
+    from mario_tui.engine import shm
+    from mario_tui.engine.session import StartError
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/dev/shm/mtui_x")
+
+    monkeypatch.setattr(shm.RuntimeSegments, "create", no_room)
+    run = Run(tiny_config(tmp_path, workers=1))
+    with pytest.raises(StartError, match="cannot start the run: No space left on device"):
+        run.start()
+    assert not run.log.handlers and run.supervisor is None and not run.started.is_set()
