@@ -24,7 +24,16 @@ from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen, HelpScreen
 from mario_tui.textual_fixes import release_styles_caches
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+def assets_folder() -> Path:
+    """The styles: inside the package when installed from a wheel (pyproject's force-include), else the
+    checkout's top-level `assets/` (running from the tree or an editable install)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "assets"
+    return installed if (installed / "app.tcss").is_file() else package.parent / "assets"
+
+
+ASSETS = assets_folder()
 
 
 class MarioApp(App):
