@@ -512,24 +512,36 @@ class Run:
 
     def _restore_run_folder(self) -> None:
         """The run folder (or its config.json) was deleted under the run: make them again, so the checkpoint that
-        follows can be resumed, and point the log at the new folder."""
+        follows can be resumed, and point the log at a file that exists. (A write in flight may have made the
+        folder again already: config.json is the sign.)"""
         if self.paths.config.exists():
             return
-        gone = not self.paths.root.is_dir()
         try:
             self.paths.root.mkdir(parents=True, exist_ok=True)
             self.config.save(self.paths.config)
         except OSError as exc:
             self._write_failures.failed(self.paths.config, exc, "the run cannot be resumed until it is written")
             return
-        if gone:
-            for handler in list(self.log.handlers):  # it writes into the deleted file
+        lost = "config.json"
+        if self._log_file_deleted():  # the handler writes into the deleted file
+            lost += ", training.log"
+            for handler in list(self.log.handlers):
                 handler.close()
                 self.log.removeHandler(handler)
             self.log.addHandler(self._log_handler())
-            text = f"the run folder {self.paths.root} was deleted during the run: made it again"
-            self.notices.add(text, "warning")
-            self.log.info(text)
+        text = f"the run folder {self.paths.root} lost its files during the run ({lost}): wrote them again"
+        self.notices.add(text, "warning")
+        self.log.info(text)
+
+    def _log_file_deleted(self) -> bool:
+        for handler in self.log.handlers:
+            stream = getattr(handler, "stream", None)
+            try:
+                if stream is not None and os.fstat(stream.fileno()).st_nlink == 0:
+                    return True
+            except (OSError, ValueError):
+                return True
+        return False
 
     def intact_text(self) -> str:
         """What is on disk instead: `the checkpoint from update 3,000 is intact`."""

@@ -275,7 +275,8 @@ def test_a_run_folder_deleted_during_the_run_is_made_again_and_resumable(tmp_pat
     shutil.rmtree(run.paths.root)
     first = run.checkpoint_updates
     wait_for(lambda: run.checkpoint_updates > first and run.paths.config.exists(), 60, "a checkpoint after")
-    assert any("was deleted during the run: made it again" in n.text for n in run.notices.since(0)[0])
+    assert any("lost its files during the run (config.json, training.log): wrote them again" in n.text
+               for n in run.notices.since(0)[0])
     run.stop()
     assert run.stop_error is None and run.error is None
     assert "stopped; shared memory released" in run.paths.log.read_text()  # the log follows the new folder
