@@ -272,7 +272,9 @@ def test_training_csv_degrades_too(tmp_path, runs, monkeypatch):
 def test_a_run_folder_deleted_during_the_run_is_made_again_and_resumable(tmp_path, runs):
     run = start(runs, tiny_config(tmp_path, steps=0, workers=1, eval_every=0, checkpoint_every=10))
     wait_for(lambda: run.checkpoint_updates, 120, "the first checkpoint")
-    shutil.rmtree(run.paths.root)
+    # Moved away, then deleted: `rm -rf` on a live folder can race with the run's own writes (ENOTEMPTY).
+    run.paths.root.rename(tmp_path / "gone")
+    shutil.rmtree(tmp_path / "gone")
     first = run.checkpoint_updates
     wait_for(lambda: run.checkpoint_updates > first and run.paths.config.exists(), 60, "a checkpoint after")
     assert any("lost its files during the run (config.json, training.log): wrote them again" in n.text
