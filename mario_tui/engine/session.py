@@ -725,10 +725,17 @@ class Run:
         }
 
     def worker_rows(self) -> list[WorkerRow]:
-        if self._segments is None or self.supervisor is None or self._segments.closed:
+        """One row per worker; after the stop, the workers' last figures with their final state (`stopped`,
+        `failed`), so a dashboard left on a stopped run does not show them `running`."""
+        if self._segments is None or self.supervisor is None:
             return []
-        snap = self._segments.stats.snapshot()
-        ages = self._segments.heartbeats.ages()
+        if self._segments.closed:
+            if self._stats_cache is None:
+                return []
+            snap, ages = self._stats_cache, np.zeros(self.config.workers)
+        else:
+            snap = self._segments.stats.snapshot()
+            ages = self._segments.heartbeats.ages()
         rows = []
         for record in self.supervisor.workers:
             i = record.worker_id

@@ -217,7 +217,8 @@ class Supervisor:
                 record.process.join(max(0.0, deadline - time.monotonic()))
         for record in self.workers:
             self._kill(record, grace=1.0)
-            record.state = WorkerState.STOPPED
+            if record.state is not WorkerState.FAILED:  # a failed worker stays failed: the final table says why
+                record.state = WorkerState.STOPPED
 
     def all_failed(self) -> bool:
         """No worker is left and none will be restarted: the run cannot make progress."""
