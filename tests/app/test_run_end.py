@@ -3,13 +3,19 @@ dashboard stays on the stopped run and says why; failed writes are toasts; nothi
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import threading
+from collections.abc import AsyncIterator
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from mario_tui.app import MarioApp
 from mario_tui.engine import session as session_module
+from mario_tui.engine.session import Run
 from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen
@@ -36,24 +42,29 @@ def toasts(app: MarioApp) -> list[str]:
     return seen + [str(n.message) for n in app._notifications]
 
 
-async def dashboard_up(pilot, app: MarioApp) -> None:
-    await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.current_run is not None, 90,
-                     "the dashboard")
-
-
-async def test_a_run_that_reaches_its_steps_stops_and_stays_on_the_dashboard(tmp_path, apps):
-    app = MarioApp(tiny(tmp_path, name="end", steps=5, workers=1), autostart=True)
+@contextlib.asynccontextmanager
+async def live_dashboard(apps: list[MarioApp], config) -> AsyncIterator[tuple[MarioApp, Pilot, Run]]:
+    """An app started on `config` (its toasts recorded), once its dashboard shows the run."""
+    app = MarioApp(config, autostart=True)
     apps.append(app)
     toasts(app)
     async with app.run_test(size=(160, 50)) as pilot:
-        await dashboard_up(pilot, app)
-        run = app.current_run
+        await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.current_run is not None, 90,
+                         "the dashboard")
+        yield app, pilot, app.current_run
+
+
+async def test_a_run_that_reaches_its_steps_stops_and_stays_on_the_dashboard(tmp_path, apps):
+    async with live_dashboard(apps, tiny(tmp_path, name="end", steps=5, workers=1)) as (app, pilot, run):
         await wait_until(pilot, run.stopped.is_set, 120, "the app stopping the finished run")
         await wait_until(pilot, lambda: "stopped" in str(app.screen.query_one(StatusHeader).format_title()), 10,
                          "the title saying stopped")
         await wait_until(pilot, lambda: "reached --steps 5" in panel_text(app) and "stopping" not in panel_text(app),
                          10, "the panel saying why")
         assert "STOPPED" in panel_text(app) and run.paths.checkpoint.exists()  # the final checkpoint
+        table = app.screen.query_one("#workers", DataTable)
+        await wait_until(pilot, lambda: table.get_cell("0", "state").plain == "stopped", 10, "the worker stopped")
+        assert int(table.get_cell("0", "steps").replace(",", "")) > 0  # its last figures stay
         for key in ("p", "r", "R", "s"):  # training keys on a stopped run: a hint, not a crash
             await pilot.press(key)
             await pilot.pause()
@@ -65,18 +76,15 @@ async def test_a_run_that_reaches_its_steps_stops_and_stays_on_the_dashboard(tmp
 
 
 async def test_when_every_worker_fails_the_app_says_why_and_n_starts_over(tmp_path, apps):
-    app = MarioApp(tiny(tmp_path, name="dead", workers=1, steps=0, eval_every=0), autostart=True)
-    apps.append(app)
-    toasts(app)
-    async with app.run_test(size=(160, 50)) as pilot:
-        await dashboard_up(pilot, app)
-        run = app.current_run
+    async with live_dashboard(apps, tiny(tmp_path, name="dead", workers=1, steps=0, eval_every=0)) as (app, pilot, run):
         await wait_until(pilot, lambda: run.supervisor.workers[0].pid is not None, 60, "a worker process")
         run.supervisor.policy.max_crashes = 1  # the next crash is the last
         os.kill(run.supervisor.workers[0].pid, signal.SIGKILL)
         await wait_until(pilot, run.stopped.is_set, 60, "the run stopping with no worker left")
         await wait_until(pilot, lambda: "every worker failed" in panel_text(app), 10, "the reason on the panel")
         assert "killed by signal 9 (SIGKILL)" in panel_text(app)
+        table = app.screen.query_one("#workers", DataTable)
+        await wait_until(pilot, lambda: table.get_cell("0", "state").plain == "failed", 10, "the worker failed")
         assert any("run ended: every worker failed" in t for t in toasts(app))
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen), 10, "the Launch screen")
@@ -87,12 +95,8 @@ async def test_failed_checkpoint_writes_are_toasts_and_the_final_one_is_reported
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(session_module, "save_checkpoint", disk_full)
-    app = MarioApp(tiny(tmp_path, name="full", workers=1, checkpoint_every=3, eval_every=0), autostart=True)
-    apps.append(app)
-    toasts(app)
-    async with app.run_test(size=(160, 50)) as pilot:
-        await dashboard_up(pilot, app)
-        run = app.current_run
+    config = tiny(tmp_path, name="full", workers=1, checkpoint_every=3, eval_every=0)
+    async with live_dashboard(apps, config) as (app, pilot, run):
         await wait_until(pilot, lambda: any("could not write checkpoint.pt" in t for t in toasts(app)), 120,
                          "a toast for the failed checkpoint")
         assert run.error is None and not run.done.is_set()  # training goes on
