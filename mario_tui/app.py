@@ -17,8 +17,8 @@ from textual.app import App
 from textual.binding import Binding
 
 from mario_tui.defaults import DEFAULT_PREVIEW_FPS
-from mario_tui.engine.checkpoint import CheckpointError
 from mario_tui.engine.config import ConfigError, RunConfig
+from mario_tui.engine.errors import CheckpointError
 from mario_tui.gc_pacing import PacedCollector
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen, HelpScreen
@@ -56,6 +56,7 @@ class MarioApp(App):
         self._hard_exit_after_stop = False
         self.final_error: str | None = None  # the last run's final checkpoint could not be written
         self.starting = threading.Event()  # a run is being started (workers spawning): quitting must wait for it
+        self.engine_ready = threading.Event()  # the engine (torch) is imported: see preload_engine
         self._quit_when_started = False
         self._start_lock = threading.Lock()
         self.collector = PacedCollector()
@@ -74,6 +75,7 @@ class MarioApp(App):
         self.collector.start()
         self.set_interval(self.collector.period, self.collector.tick)
         self.push_screen(LaunchScreen(self.initial_config))
+        self.call_after_refresh(self.preload_engine)
         self.set_interval(1.0, self._stop_ended_run)
         if self.autostart:
             self.start_run(self.initial_config, self.resume_dir)
@@ -92,6 +94,17 @@ class MarioApp(App):
         return self.current_run is not None and not self.current_run.stopped.is_set()
 
     # --- starting and stopping runs (off the event loop) -----------------------------------------
+    @work(thread=True, exclusive=True, group="engine-import")
+    def preload_engine(self) -> None:
+        """Import the engine (torch: 5-9 s on a small box) after the first paint, while the user reads the form.
+
+        The Launch screen needs none of it; a run started before this ends waits for it (the import lock)."""
+        try:
+            import mario_tui.engine.session  # noqa: F401
+            import mario_tui.screens.dashboard  # noqa: F401
+        finally:
+            self.engine_ready.set()
+
     @work(thread=True, exclusive=True, group="run-lifecycle")
     def start_run(self, config: RunConfig, resume_dir: Path | None = None) -> None:
         if self.run_live or not self._start_lock.acquire(blocking=False):
@@ -104,8 +117,15 @@ class MarioApp(App):
             self._start_lock.release()
 
     def _start_run(self, config: RunConfig, resume_dir: Path | None) -> None:
-        from mario_tui.engine.session import Run, StartError
+        waiting = not self.engine_ready.is_set()
+        if waiting:
+            self.call_from_thread(self.notify, "Loading the engine (torch)… the run starts as soon as it is ready.",
+                                  timeout=15)
+            self.call_from_thread(self._show_launch_waiting, True)
+        from mario_tui.engine.session import Run, StartError  # waits for preload_engine's import, if under way
 
+        if waiting:
+            self.call_from_thread(self._show_launch_waiting, False)
         self.call_from_thread(self.notify, "Resuming run…" if resume_dir else "Starting run…")
         try:
             with self.collector.held():
@@ -127,6 +147,12 @@ class MarioApp(App):
         self.collector.freeze()
         self.current_run = run
         self.call_from_thread(self._show_dashboard)
+
+    def _show_launch_waiting(self, waiting: bool) -> None:
+        """A spinner on the Launch button while a launched run waits for the engine import."""
+        for screen in self.screen_stack:
+            if isinstance(screen, LaunchScreen):
+                screen.query_one("#launch").loading = waiting
 
     def _stop_ended_run(self) -> None:
         """A run that ended on its own (steps reached, every worker failed, the coordinator broke) is stopped at
@@ -261,7 +287,7 @@ class MarioApp(App):
 
 def run_app(config: RunConfig, resume_dir: str | None = None, preview: str = "auto",
             preview_fps: float = DEFAULT_PREVIEW_FPS) -> int:
-    from mario_tui.engine.session import process_context, start_process_helpers
+    from mario_tui.engine.processes import process_context, start_process_helpers
     from mario_tui.widgets.frame_view import probe_graphics
 
     if preview in ("auto", "sixel", "kitty"):

@@ -14,16 +14,13 @@ from typing import Any
 
 import torch
 
+from mario_tui.engine.errors import CheckpointError
 from mario_tui.engine.fileio import atomic_save
 
 FORMAT = "mario-tui"
 CHECKPOINT_KIND = "checkpoint"
 WEIGHTS_KIND = "weights"
 VERSION = 1
-
-
-class CheckpointError(Exception):
-    """A checkpoint file is missing, damaged, truncated or not ours; the message names the file."""
 
 
 def save_file(path: Path | str, kind: str, payload: dict[str, Any]) -> None:

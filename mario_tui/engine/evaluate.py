@@ -385,7 +385,7 @@ def evaluate(checkpoint: str | Path, options: EvalOptions, env_factory: EnvFacto
     path = checkpoint_file(checkpoint)
     if options.workers <= 1:
         return evaluate_with(EpisodePlayer(path, options, env_factory), path, options, on_episode=on_episode)
-    from mario_tui.engine.session import process_context
+    from mario_tui.engine.processes import process_context
 
     def play_all(plan: list[tuple[str, int]]) -> list[EvalEpisode]:
         episodes: list[EvalEpisode] = []

@@ -325,7 +325,7 @@ class PlaybackJob:
         config, _model = load_policy(path)
         resolve_level(config.level if self.level is None else self.level, self.seed)
 
-        from mario_tui.engine.session import start_process_helpers  # heavy module: import only when needed
+        from mario_tui.engine.processes import start_process_helpers
 
         ctx = mp.get_context("spawn")
         start_process_helpers(ctx)  # the resource tracker needs a real stderr, which a Textual app hides

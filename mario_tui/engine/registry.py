@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mario_tui.engine.config import ConfigError, RunConfig
-from mario_tui.engine.learners.base import Learner
-from mario_tui.engine.models.base import Model
+
+if TYPE_CHECKING:  # the Launch screen reads this registry before torch is imported (first paint)
+    from mario_tui.engine.learners.base import Learner
+    from mario_tui.engine.models.base import Model
 
 
 class ModelNotAvailable(ConfigError):

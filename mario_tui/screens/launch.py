@@ -34,6 +34,10 @@ from mario_tui.engine.registry import REGISTRY
 from mario_tui.engine.runs import list_runs
 from mario_tui.textual_fixes import PrunedFooter
 
+ADVANCED_ROWS_PER_BATCH = 6
+"""Advanced option rows mounted per step after the first paint (composing all ~60 up front tripled the time to
+the first paint: benchmarks/bench_first_paint.py); a batch is short enough that keys stay responsive."""
+
 BASIC_FIELDS = ("model", "workers", "level", "actions", "lr", "lr_min", "gamma", "n_step", "batch_size",
                 "buffer_size", "collect_steps", "accumulate_grads", "per", "seed", "device", "name")
 
@@ -138,6 +142,8 @@ class LaunchScreen(Screen):
         self.initial = config or RunConfig()
         self.config: RunConfig | None = self.initial
         self.model = self.initial.model
+        self.unmounted_rows = [f.name for f in fields(RunConfig) if f.name not in BASIC_FIELDS]
+        """Advanced options whose rows are still to be mounted; until then the form uses `unmounted_value`."""
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -146,10 +152,7 @@ class LaunchScreen(Screen):
                 yield Static("New run", classes="section-title")
                 for name in BASIC_FIELDS:
                     yield OptionRow(name, getattr(self.initial, name))
-                with Collapsible(title="Advanced options", collapsed=True):
-                    for f in fields(RunConfig):
-                        if f.name not in BASIC_FIELDS:
-                            yield OptionRow(f.name, getattr(self.initial, f.name))
+                yield Collapsible(title="Advanced options", collapsed=True, id="advanced")  # rows: on_mount
             with Vertical(id="launch-side"):
                 yield Static("Previous runs", classes="section-title")
                 yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True, header_height=2)
@@ -169,6 +172,28 @@ class LaunchScreen(Screen):
         table.add_columns("run", "updates", "best x\ngreedy", "best x\nexplore", "model", "last\nmodified")
         self.refresh_runs()
         self.validate_form()
+        self.call_after_refresh(self._mount_advanced_rows)
+
+    async def _mount_advanced_rows(self) -> None:
+        """Mount the next few advanced option rows, then come back after the next refresh until all are in."""
+        if not self.is_attached or not self.unmounted_rows:
+            return
+        batch = self.unmounted_rows[:ADVANCED_ROWS_PER_BATCH]
+        rows = [OptionRow(name, self.unmounted_value(name)) for name in batch]
+        await self.query_one("#advanced", Collapsible).query_one(Collapsible.Contents).mount_all(rows)
+        del self.unmounted_rows[:len(batch)]
+        if self.unmounted_rows:
+            self.call_after_refresh(self._mount_advanced_rows)
+        else:
+            self.validate_form()
+
+    def unmounted_value(self, name: str) -> Any:
+        """The value an advanced option has before its row exists: the initial one, or the current model's
+        default where the initial value was the initial model's default (as `apply_model_defaults` does)."""
+        value = getattr(self.initial, name)
+        if self.model != self.initial.model and value == model_default(self.initial.model, name):
+            return model_default(self.model, name)
+        return value
 
     def refresh_runs(self) -> None:
         table = self.query_one("#runs-table", DataTable)
@@ -190,7 +215,9 @@ class LaunchScreen(Screen):
         return value or self.initial.run_dir
 
     def form_values(self) -> dict[str, Any]:
-        return {row.field_name: row.raw_value() for row in self.query(OptionRow)}
+        values = {name: self.unmounted_value(name) for name in self.unmounted_rows}
+        values.update((row.field_name, row.raw_value()) for row in self.query(OptionRow))
+        return values
 
     def validate_form(self) -> None:
         config, problems = form_config(self.form_values())
@@ -222,6 +249,8 @@ class LaunchScreen(Screen):
         0); values the user typed stay."""
         old, self.model = self.model, model
         for name in {*MODEL_DEFAULTS.get(old, {}), *MODEL_DEFAULTS.get(model, {})}:
+            if name in self.unmounted_rows:
+                continue  # unmounted_value follows self.model
             widget = self.query_one(f"#opt-{name}", Input)
             try:
                 untouched = coerce(name, widget.value) == model_default(old, name)

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Header, Input, Label, Select, Static
 
-from mario_tui.engine.checkpoint import CheckpointError
+from mario_tui.engine.errors import CheckpointError
 from mario_tui.engine.runs import BEST_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, list_runs
 from mario_tui.textual_fixes import PrunedFooter
 from mario_tui.widgets.frame_view import FrameView

@@ -49,6 +49,8 @@ async def test_launch_form_validates_inline_and_disables_launch(tmp_path, apps):
         assert isinstance(screen, LaunchScreen)
         launch = screen.query_one("#launch", Button)
         assert not launch.disabled
+        await wait_until(pilot, lambda: not screen.unmounted_rows, 30, "the advanced option rows")
+        assert screen.config == app.initial_config
         screen.query_one("#opt-workers", Input).value = "0"
         await pilot.pause()
         assert launch.disabled
