@@ -24,6 +24,10 @@ from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen, HelpScreen
 from mario_tui.textual_fixes import release_styles_caches
 
+ENGINE_PRELOAD_DELAY_S = 0.5
+"""After mounting Launch, the engine import and the forkserver wait this long: started at once, their imports (on a
+2-core box, one core each) held the first paint back by ~1.5 s (benchmarks/bench_first_paint.py)."""
+
 
 def assets_folder() -> Path:
     """The styles: inside the package when installed from a wheel (pyproject's force-include), else the
@@ -75,7 +79,7 @@ class MarioApp(App):
         self.collector.start()
         self.set_interval(self.collector.period, self.collector.tick)
         self.push_screen(LaunchScreen(self.initial_config))
-        self.call_after_refresh(self.preload_engine)
+        self.set_timer(ENGINE_PRELOAD_DELAY_S, self.preload_engine)
         self.set_interval(1.0, self._stop_ended_run)
         if self.autostart:
             self.start_run(self.initial_config, self.resume_dir)
@@ -96,10 +100,14 @@ class MarioApp(App):
     # --- starting and stopping runs (off the event loop) -----------------------------------------
     @work(thread=True, exclusive=True, group="engine-import")
     def preload_engine(self) -> None:
-        """Import the engine (torch: 5-9 s on a small box) after the first paint, while the user reads the form.
+        """Import the engine (torch: 5-9 s on a small box) after the first paint, while the user reads the form, and
+        start the forkserver, which imports it in its own process for the workers.
 
         The Launch screen needs none of it; a run started before this ends waits for it (the import lock)."""
         try:
+            from mario_tui.engine.processes import process_context, start_process_helpers
+
+            start_process_helpers(process_context())
             import mario_tui.engine.session  # noqa: F401
             import mario_tui.screens.dashboard  # noqa: F401
         finally:
@@ -229,6 +237,9 @@ class MarioApp(App):
                 ("New run", "Stop this run after a checkpoint and configure a new one (n)", self.action_new_run),
             ):
                 yield SystemCommand(title, help_text, action)
+        if isinstance(screen, LaunchScreen):
+            yield SystemCommand("Compare marked runs", "Overlay the curves of the runs marked with space in the runs "
+                                "list (c)", screen.action_compare)
         yield SystemCommand("Help: keys", "Every key of mario-tui (?)", self.action_help)
 
     # --- actions shared by screens ---------------------------------------------------------------
@@ -287,12 +298,10 @@ class MarioApp(App):
 
 def run_app(config: RunConfig, resume_dir: str | None = None, preview: str = "auto",
             preview_fps: float = DEFAULT_PREVIEW_FPS) -> int:
-    from mario_tui.engine.processes import process_context, start_process_helpers
-    from mario_tui.widgets.frame_view import probe_graphics
+    from mario_tui.widgets.graphics_probe import probe_graphics
 
     if preview in ("auto", "sixel", "kitty"):
         probe_graphics()  # asks the terminal what it can draw: only possible before Textual owns stdin
-    start_process_helpers(process_context())  # the forkserver preloads torch while the user fills the form
     app = MarioApp(config, resume_dir, preview=preview, preview_fps=preview_fps)
     app.run()
     _wait_cleared(app.starting, 120)

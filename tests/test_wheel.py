@@ -44,16 +44,16 @@ def run(cmd: list[str], cwd: Path, timeout: float = 600) -> subprocess.Completed
 
 
 def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path):
-    uv = shutil.which("uv")
+    uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` names itself in $UV (a pyenv shim may not resolve)
     if uv is None:
         pytest.skip("uv is not on PATH (the README's commands install it)")
     run([uv, "build", "--wheel", "--out-dir", str(tmp_path / "dist")], ROOT)
     wheel = next((tmp_path / "dist").glob("mario_tui-*.whl"))
     venv = tmp_path / "venv"
-    run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], tmp_path)
+    run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], ROOT)
     python = venv / "bin" / "python"
     # Symlinks into uv's cache: the dependencies (torch) are not copied, the install takes seconds.
-    run([uv, "pip", "install", "--quiet", "--link-mode", "symlink", "--python", str(python), str(wheel)], tmp_path)
+    run([uv, "pip", "install", "--quiet", "--link-mode", "symlink", "--python", str(python), str(wheel)], ROOT)
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     app = venv / "bin" / "mario-tui"

@@ -188,6 +188,9 @@ class RunConfig:
     """Write checkpoint.pt and weights.pt every this many updates."""
     csv_every: int = 100
     """Append a metrics row to training.csv every this many updates."""
+    tensorboard: bool = False
+    """Also write training.csv's scalars as TensorBoard event files in the run folder (`tensorboard --logdir
+    checkpoints` shows every run); needs the optional `tensorboard` package."""
     seed: int = 0
     """Random seed for the coordinator, the workers (seed + id) and the environments."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -284,6 +287,11 @@ class RunConfig:
         need("steps", self.steps >= 0, "must be 0 (until stopped) or more")
         need("checkpoint_every", self.checkpoint_every >= 1, "must be at least 1")
         need("csv_every", self.csv_every >= 1, "must be at least 1")
+        if self.tensorboard:
+            from mario_tui.engine.tensorboard import tensorboard_missing
+
+            missing = tensorboard_missing()
+            need("tensorboard", missing is None, missing or "")
         need("seed", 0 <= self.seed < 2**31, "must be between 0 and 2**31-1")
         need("run_dir", bool(self.run_dir.strip()), "must not be empty")
         need("name", re.fullmatch(r"[A-Za-z0-9._-]*", self.name) is not None and self.name not in (".", ".."),

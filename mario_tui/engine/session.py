@@ -44,6 +44,7 @@ from mario_tui.engine.processes import process_context, start_process_helpers
 from mario_tui.engine.registry import REGISTRY, build_model
 from mario_tui.engine.runs import RunPaths, new_run_paths
 from mario_tui.engine.supervisor import Supervisor, WorkerState
+from mario_tui.engine.tensorboard import TensorBoardScalars
 from mario_tui.engine.worker import SAVE_REPLAY_COMMAND, WorkerSpec, worker_log_path, worker_main
 
 METRIC_HISTORY = 20_000
@@ -190,7 +191,16 @@ class Run:
                 self.supervisor.stop_all(5.0)
         if self._segments is not None:
             self._segments.close()
+        self._close_tensorboard()
         self._close_log()
+
+    def _close_tensorboard(self) -> None:
+        writer, self._tensorboard = getattr(self, "_tensorboard", None), None
+        if writer is not None:
+            try:
+                writer.close()
+            except OSError as exc:
+                self.log.info(f"TensorBoard event file: the last scalars could not be written: {os_reason(exc)}")
 
     def _start(self) -> None:
         cfg = self.config
@@ -216,6 +226,10 @@ class Run:
         if self._csv.path != self.paths.csv:
             self.log.info(f"{self.paths.csv.name} has other columns (written by an older version); new rows go to "
                           f"{self._csv.path.name}")
+        self._tensorboard: TensorBoardScalars | None = None
+        if cfg.tensorboard:
+            self._tensorboard = TensorBoardScalars(self.paths.root, self.metric_names)
+            self.log.info(f"TensorBoard event files in {self.paths.root} (tensorboard --logdir {cfg.run_dir})")
         # The update count of the last row in training.csv: a resumed run's last session ended with that row.
         self._csv_updates = coordinator.counters.updates if self._resume is not None else -1
         self._segments = segments = shm.RuntimeSegments.create(cfg.workers, coordinator.numel, self.metric_names)
@@ -632,6 +646,7 @@ class Run:
             if self.evaluator is not None:
                 self.evaluator.close()
             self._segments.close()
+            self._close_tensorboard()
             self.log.info("stopped; shared memory released")
             self._close_log()
             self.stopped.set()
@@ -753,6 +768,14 @@ class Run:
         except OSError as exc:
             self._write_failures.failed(self._csv.path, exc, f"training goes on; {self._csv.pending} rows wait in "
                                         "memory for the next write")
+        if self._tensorboard is not None:
+            events = self.paths.root / "tensorboard events"
+            try:
+                self._tensorboard.append(row, walltime=time.time())
+                self._write_failures.succeeded(events)
+            except OSError as exc:
+                self._write_failures.failed(events, exc, "training goes on; these scalars are missing in "
+                                            "TensorBoard (training.csv has them)")
 
     def _csv_row(self) -> dict[str, Any]:
         stats = self.coordinator_stats()

@@ -118,6 +118,20 @@ def form_config(values: dict[str, Any]) -> tuple[RunConfig | None, dict[str, str
     return (None if problems else config), problems
 
 
+def marked_name(name: str, marked: bool) -> str:
+    """A run's name in the runs list, with a check mark when it is marked for a comparison."""
+    return f"✓ {name}" if marked else name
+
+
+class RunsTable(DataTable):
+    """The previous runs; while it has the focus, space marks runs and c compares the marked ones."""
+
+    BINDINGS = [
+        Binding("space", "screen.toggle_mark", "Mark to compare"),
+        Binding("c", "screen.compare", "Compare marked"),
+    ]
+
+
 class LaunchScreen(Screen):
     """First screen: configure a new run or resume one."""
 
@@ -125,6 +139,7 @@ class LaunchScreen(Screen):
         Binding("ctrl+l", "launch", "Launch", show=True),
         Binding("ctrl+r", "resume_selected", "Resume selected run", show=True),
         Binding("ctrl+o", "app.replay", "Replay viewer", show=True),
+        Binding("ctrl+t", "focus_runs", "Runs list", show=True),
         Binding("q", "app.quit_app", "Quit", show=True),
         Binding("question_mark", "app.help", "Help", show=True, key_display="?"),
     ]
@@ -142,6 +157,7 @@ class LaunchScreen(Screen):
         self.initial = config or RunConfig()
         self.config: RunConfig | None = self.initial
         self.model = self.initial.model
+        self.marked: list[str] = []  # run folders marked in the runs list, in marking order, for a comparison
         self.unmounted_rows = [f.name for f in fields(RunConfig) if f.name not in BASIC_FIELDS]
         """Advanced options whose rows are still to be mounted; until then the form uses `unmounted_value`."""
 
@@ -155,7 +171,7 @@ class LaunchScreen(Screen):
                 yield Collapsible(title="Advanced options", collapsed=True, id="advanced")  # rows: on_mount
             with Vertical(id="launch-side"):
                 yield Static("Previous runs", classes="section-title")
-                yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True, header_height=2)
+                yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True, header_height=2)
                 yield Static("", id="runs-empty", markup=False)
                 with Horizontal(id="launch-buttons"):
                     yield Button("Launch", id="launch", variant="success")
@@ -169,7 +185,8 @@ class LaunchScreen(Screen):
         # Two "best x": the greedy evaluation kept as best.pt (the mean of its episodes' max x: what the agent
         # reliably does) and the furthest exploring (epsilon-greedy) training episode. Both right after the updates,
         # in sight in a 120-column terminal; two-line headers keep the columns as narrow as their numbers.
-        table.add_columns("run", "updates", "best x\ngreedy", "best x\nexplore", "model", "last\nmodified")
+        table.add_column("run", key="run")
+        table.add_columns("updates", "best x\ngreedy", "best x\nexplore", "model", "last\nmodified")
         self.refresh_runs()
         self.validate_form()
         self.call_after_refresh(self._mount_advanced_rows)
@@ -199,12 +216,14 @@ class LaunchScreen(Screen):
         table = self.query_one("#runs-table", DataTable)
         table.clear()
         runs = [r for r in list_runs(self.current_run_dir()) if r.resumable]
+        self.marked = [key for key in self.marked if key in {str(run.path) for run in runs}]
         for run in runs:
             greedy = "-" if run.best_eval_x is None else f"{run.best_eval_x:.0f}"
-            table.add_row(run.name, f"{run.updates:,}", greedy, str(run.best_x_pos), run.model,
-                          f"{run.modified:%Y-%m-%d %H:%M}", key=str(run.path))
+            table.add_row(marked_name(run.name, str(run.path) in self.marked), f"{run.updates:,}", greedy,
+                          str(run.best_x_pos), run.model, f"{run.modified:%Y-%m-%d %H:%M}", key=str(run.path))
         empty = self.query_one("#runs-empty", Static)
-        empty.update("" if runs else f"No resumable runs in {self.current_run_dir()}/ yet.")
+        empty.update("Enter resumes the selected run; space marks runs, c compares the marked ones." if runs
+                     else f"No resumable runs in {self.current_run_dir()}/ yet.")
         self.query_one("#resume", Button).disabled = not runs
 
     def current_run_dir(self) -> str:
@@ -273,6 +292,31 @@ class LaunchScreen(Screen):
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         self.resume_run(Path(str(key)))
+
+    def action_focus_runs(self) -> None:
+        """Move the focus to the runs list (space marks runs there, c compares, Enter resumes)."""
+        self.query_one("#runs-table", DataTable).focus()
+
+    def action_toggle_mark(self) -> None:
+        """Mark or unmark the run under the cursor for a comparison."""
+        table = self.query_one("#runs-table", DataTable)
+        if table.row_count == 0:
+            return
+        key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        if key in self.marked:
+            self.marked.remove(key)
+        else:
+            self.marked.append(key)
+        table.update_cell(key, "run", marked_name(Path(key).name, key in self.marked), update_width=True)
+
+    def action_compare(self) -> None:
+        """Open the comparison of the marked runs (two or more)."""
+        if len(self.marked) < 2:
+            self.notify("Mark two or more runs with space in the runs list, then press c.", severity="warning")
+            return
+        from mario_tui.screens.compare import ComparisonScreen
+
+        self.app.push_screen(ComparisonScreen([Path(key) for key in self.marked]))
 
     @on(Button.Pressed, "#open-replay")
     def _open_replay(self) -> None:

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Markdown, Static
+from textual.widgets import Button, Static
 
 HELP = """\
 # mario-tui keys
@@ -23,7 +23,9 @@ HELP = """\
 | `q` | quit: asks first while a run is live, then checkpoints, stops workers, frees shared memory |
 | `ctrl+p` | command palette: every action by name |
 
-Launch screen: `ctrl+l` launches, `ctrl+r` (or Enter on a row) resumes the selected previous run.
+Launch screen: `ctrl+l` launches, `ctrl+r` (or Enter on a row) resumes the selected previous run; in the runs
+list (`ctrl+t` goes there) `space` marks runs and `c` compares the marked ones (their curves overlaid: `x`
+switches between updates, agent steps and minutes, `s` the smoothing, `escape` goes back).
 Headless servers: `mario-tui --batch --help`.
 """
 
@@ -64,6 +66,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
+            from textual.widgets import Markdown  # markdown-it costs the first paint ~0.1 s: only when asked
+
             yield Markdown(HELP)
 
     def action_close(self) -> None:

@@ -1,7 +1,20 @@
-"""Reusable widgets for the dashboard and the replay viewer: game frames, metric plots, Q-value bars."""
+"""Reusable widgets for the dashboard and the replay viewer: game frames, metric plots, Q-value bars.
 
-from mario_tui.widgets.frame_view import FrameView
-from mario_tui.widgets.plots import MetricPlot
-from mario_tui.widgets.q_bars import QValueBars
+The names are imported on first use (PEP 562), so that importing one submodule (the graphics probe, before the
+first paint) does not import the others and numpy.
+"""
 
-__all__ = ["FrameView", "MetricPlot", "QValueBars"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {"FrameView": "frame_view", "MetricPlot": "plots", "QValueBars": "q_bars"}
+
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,38 +22,16 @@ from textual.strip import Strip
 from textual.timer import Timer
 from textual.widget import Widget
 
+from mario_tui.widgets import graphics_probe
 from mario_tui.widgets.frame_render import cell_rows_strips, halfblock_cells, placed_strips
+from mario_tui.widgets.graphics_probe import probe_graphics
+
+__all__ = ["FrameView", "probe_graphics", "resolve_mode"]
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "halfblock", "sixel", "kitty", "off")
 GRAPHICS_MODES = ("sixel", "kitty")
-_best = "halfblock"  # what probe_graphics() found
-_graphics_ok = False  # textual-image imported (and the terminal probed) before the App started
-
-
-def probe_graphics() -> str:
-    """Ask the terminal (once) for the best image protocol: "sixel", "kitty" or "halfblock".
-
-    Call this before `App.run()`: textual-image queries the terminal on import, which only works while nothing
-    else reads stdin. Until it has run, and without textual-image installed, every mode shows half blocks.
-    """
-    global _best, _graphics_ok
-    if not _graphics_ok:
-        # A terminal that leaves the probe unanswered makes textual-image log a warning with a traceback; with no
-        # logging configured, Python's last-resort handler would print it on the user's screen. Half blocks are the
-        # documented fallback, so keep it quiet (a handler configured by the caller still gets the record).
-        image_log = logging.getLogger("textual_image")
-        if not any(isinstance(h, logging.NullHandler) for h in image_log.handlers):
-            image_log.addHandler(logging.NullHandler())
-        try:
-            import textual_image.widget  # noqa: F401  (probes the terminal and caches the cell size)
-            from textual_image.renderable import Image, SixelImage, TGPImage
-        except ImportError:
-            return "halfblock"
-        _best = "sixel" if Image is SixelImage else "kitty" if Image is TGPImage else "halfblock"
-        _graphics_ok = True
-    return _best
 
 
 def resolve_mode(mode: str, headless: bool) -> str:
@@ -65,10 +43,10 @@ def resolve_mode(mode: str, headless: bool) -> str:
     """
     if mode in ("off", "halfblock"):
         return mode
-    if not _graphics_ok:
+    if not graphics_probe.probed():
         return "halfblock"
     if mode == "auto":
-        return "halfblock" if headless else _best
+        return "halfblock" if headless else graphics_probe.best()
     if headless and mode == "kitty":
         return "halfblock"
     return mode

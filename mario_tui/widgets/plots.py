@@ -126,6 +126,13 @@ class MetricPlot(Widget):
             self.title = title
             self._mark_dirty()
 
+    def set_smoothing(self, alpha: float | None) -> None:
+        """The EMA weight of the bold line (None: raw lines only, as `smooth=False`)."""
+        smooth, alpha = alpha is not None, self.alpha if alpha is None else alpha
+        if (smooth, alpha) != (self.smooth, self.alpha):
+            self.smooth, self.alpha = smooth, alpha
+            self._mark_dirty()
+
     def remove_series(self, name: str) -> None:
         if self._series.pop(name, None) is not None:
             self._mark_dirty()

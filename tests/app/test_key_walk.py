@@ -40,11 +40,13 @@ from textual.widgets import Button, DataTable, Input, Select
 
 from mario_tui.app import MarioApp
 from mario_tui.engine.session import Run, process_context, start_process_helpers
+from mario_tui.screens.compare import ComparisonScreen
 from mario_tui.screens.dashboard import DashboardScreen
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen, HelpScreen
 from mario_tui.screens.replay import SPEEDS, ReplayScreen
 from tests.app.test_app import tiny
+from tests.app.test_compare import three_runs
 from tests.polling import wait_until
 
 GENERIC_KEYS = ("tab", "shift+tab", "enter", "escape", "up", "down", "left", "right", "space", "a", "x")
@@ -397,6 +399,39 @@ async def test_keys_with_no_runs_launch_empty_viewer_and_palette(tmp_path: Path,
         await pilot.press("q")
         await wait_until(pilot, lambda: not app.is_running, 10, "the app quitting on q")
     assert app.return_code == 0 and app_exception(app) is None
+    assert_no_findings(findings)
+
+
+async def test_keys_in_the_runs_list_and_the_run_comparison(tmp_path: Path, apps: list[MarioApp]) -> None:
+    """Previous runs (fixed CSVs, a checkpoint that does not load): the runs list focused, marks and all; then the
+    comparison of two of them."""
+    root = tmp_path / "runs"
+    three_runs(root)
+    app = MarioApp(tiny(tmp_path, run_dir=str(root)))
+    apps.append(app)
+    findings: list[str] = []
+    async with app.run_test(size=(160, 50)) as pilot:
+        async def runs_list() -> None:
+            if not isinstance(app.screen, LaunchScreen):
+                app.switch_screen(LaunchScreen(app.initial_config))
+                await pilot.pause()
+            app.screen.query_one("#runs-table", DataTable).focus()
+            await pilot.pause()
+        await runs_list()
+        await walk_keys(pilot, app, runs_list, "Launch, runs list", quit_expect="exit", leave={"ctrl+l"},
+                        findings=findings)
+        launch = app.screen
+        assert isinstance(launch, LaunchScreen)
+
+        async def comparison() -> None:
+            if not isinstance(app.screen, ComparisonScreen):
+                await unwind(pilot, app, launch)
+                launch.marked = [str(run) for run in sorted(root.iterdir())[:2]]
+                launch.action_compare()
+                await wait_until(pilot, lambda: isinstance(app.screen, ComparisonScreen) and app.screen.is_mounted,
+                                 10, "the comparison open")
+        await comparison()
+        await walk_keys(pilot, app, comparison, "run comparison", quit_expect="exit", findings=findings)
     assert_no_findings(findings)
 
 

@@ -181,11 +181,11 @@ async def test_q_value_bars_show_names_values_and_the_chosen_action():
 
 async def test_sixel_mode_uses_textual_image_when_probed(monkeypatch):
     pytest.importorskip("textual_image")
-    from mario_tui.widgets import frame_view
+    from mario_tui.widgets import graphics_probe
 
-    monkeypatch.setattr(frame_view, "_graphics_ok", frame_view._graphics_ok)  # restored after the test
-    monkeypatch.setattr(frame_view, "_best", frame_view._best)
-    frame_view.probe_graphics()  # no TTY under pytest: textual-image reports no graphics, but loads
+    monkeypatch.setattr(graphics_probe, "_graphics_ok", graphics_probe._graphics_ok)  # restored after the test
+    monkeypatch.setattr(graphics_probe, "_best", graphics_probe._best)
+    graphics_probe.probe_graphics()  # no TTY under pytest: textual-image reports no graphics, but loads
     assert resolve_mode("auto", headless=True) == "halfblock"
     assert resolve_mode("kitty", headless=True) == "halfblock"  # would write to the real stdout
     view = FrameView(mode="sixel")
