@@ -88,6 +88,11 @@ class OptionRow(Vertical):
                      markup=False)
         yield Static("", classes="option-error", id=f"err-{name}", markup=False)
 
+    @property
+    def composed(self) -> bool:
+        """Whether the row's input exists yet (a row of a batch being mounted may not have composed)."""
+        return bool(self.query(f"#opt-{self.field_name}")) and bool(self.query(f"#err-{self.field_name}"))
+
     def raw_value(self) -> Any:
         widget = self.query_one(f"#opt-{self.field_name}")
         if isinstance(widget, Switch | Select):
@@ -234,15 +239,17 @@ class LaunchScreen(Screen):
         return value or self.initial.run_dir
 
     def form_values(self) -> dict[str, Any]:
-        values = {name: self.unmounted_value(name) for name in self.unmounted_rows}
-        values.update((row.field_name, row.raw_value()) for row in self.query(OptionRow))
+        rows = {row.field_name: row for row in self.query(OptionRow) if row.composed}
+        values = {f.name: self.unmounted_value(f.name) for f in fields(RunConfig) if f.name not in rows}
+        values.update((name, row.raw_value()) for name, row in rows.items())
         return values
 
     def validate_form(self) -> None:
         config, problems = form_config(self.form_values())
         self.config = config
         for row in self.query(OptionRow):
-            row.show_error(problems.get(row.field_name))
+            if row.composed:
+                row.show_error(problems.get(row.field_name))
         launch = self.query_one("#launch", Button)
         launch.disabled = config is None
         reason = self.query_one("#launch-reason", Static)
@@ -268,8 +275,8 @@ class LaunchScreen(Screen):
         0); values the user typed stay."""
         old, self.model = self.model, model
         for name in {*MODEL_DEFAULTS.get(old, {}), *MODEL_DEFAULTS.get(model, {})}:
-            if name in self.unmounted_rows:
-                continue  # unmounted_value follows self.model
+            if not self.query(f"#opt-{name}"):
+                continue  # not mounted (or composed) yet: unmounted_value follows self.model
             widget = self.query_one(f"#opt-{name}", Input)
             try:
                 untouched = coerce(name, widget.value) == model_default(old, name)

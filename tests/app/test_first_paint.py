@@ -9,11 +9,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-from textual.widgets import Input, Select
+from textual.widgets import Collapsible, Input, Select
 
 from mario_tui.app import MarioApp
 from mario_tui.engine.config import RunConfig, model_default
-from mario_tui.screens.launch import LaunchScreen
+from mario_tui.screens.launch import LaunchScreen, OptionRow
 from tests.app.test_app import tiny
 from tests.polling import wait_until
 
@@ -23,7 +23,7 @@ LAUNCH_AT_ONCE = textwrap.dedent("""
     import asyncio, json, sys, time
     from mario_tui.app import MarioApp
     from mario_tui.engine.config import RunConfig
-    from mario_tui.screens.launch import LaunchScreen
+    from mario_tui.screens.launch import LaunchScreen, OptionRow
 
     seen = {"ui_modules_load_torch": "torch" in sys.modules}
     mounted = LaunchScreen.on_mount
@@ -105,6 +105,14 @@ async def test_form_is_whole_before_and_after_the_advanced_rows_mount(tmp_path, 
         assert screen.config is not None
         assert screen.config.eps_end == model_default("dreamer", "eps_end") != RunConfig.eps_end
         assert screen.config.eps_start == 0.9  # typed by the user (here: given on the command line): kept
+        # A row in the DOM whose input is not composed yet (a batch being mounted, an Input.Changed arriving then):
+        # the form still validates, with the row's value from unmounted_value (the CI's key walk found this crash).
+        half = OptionRow("eval_every", screen.unmounted_value("eval_every"))
+        screen.query_one("#advanced", Collapsible).query_one(Collapsible.Contents).mount(half)
+        screen.validate_form()
+        assert screen.config is not None and screen.config.eval_every == app.initial_config.eval_every
+        await pilot.pause()
+        await half.remove()
         while screen.unmounted_rows:
             await mount_rows(screen)
         await wait_until(pilot, lambda: bool(screen.query("#opt-eps_end")), 10, "the advanced rows")
