@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mario_tui.engine.metrics import newer_columns_path
+from mario_tui.engine.registry import REGISTRY
 from mario_tui.engine.runs import CONFIG_FILE, CSV_FILE
 
 X_AXES = {"updates": "update", "env_steps": "agent step", "minutes": "minutes"}
 """The x axes a comparison can use (column → axis label); `minutes` is the run's training wall-clock."""
 
 CURVE_COLUMNS = ("updates", "env_steps", "elapsed_s", "reward_mean", "x_pos_mean", "eval_updates", "eval_x_mean")
-
-LOSS_COLUMNS = {"ddqn": "q_loss", "dreamer": "wm_loss"}
-"""The loss each model's dashboard plots first (the registry's headline), read here without importing it."""
 
 
 @dataclass
@@ -57,7 +56,7 @@ class RunCurves:
 def csv_files(folder: Path) -> list[Path]:
     """training.csv, then the training.v2.csv an upgrade with other columns started beside it."""
     base = folder / CSV_FILE
-    return [p for p in (base, base.with_name(base.stem + ".v2" + base.suffix)) if p.is_file()]
+    return [p for p in (base, newer_columns_path(base)) if p.is_file()]
 
 
 def csv_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -80,7 +79,8 @@ def load_curves(folder: Path | str) -> RunCurves:
         model = str(json.loads((folder / CONFIG_FILE).read_text()).get("model", "?"))
     except (OSError, ValueError, AttributeError):
         pass
-    loss_name = LOSS_COLUMNS.get(model, "q_loss")
+    entry = REGISTRY.get(model)
+    loss_name = entry.headline[0] if entry is not None else REGISTRY["ddqn"].headline[0]  # the dashboard's loss
     signature = csv_signature(folder)
     rows: list[dict[str, str]] = []
     for path in csv_files(folder):

@@ -19,6 +19,11 @@ BASE_COLUMNS = (
 until the next one; `eval_best_x` is best.pt's score."""
 
 
+def newer_columns_path(path: Path) -> Path:
+    """Where rows with other columns go when `path` was written by an older version: training.v2.csv."""
+    return path.with_name(path.stem + ".v2" + path.suffix)
+
+
 class MetricsCsv:
     """Appends rows with a fixed header; if the file exists with another header, new columns go to a new file."""
 
@@ -29,7 +34,7 @@ class MetricsCsv:
             with self.path.open(newline="") as handle:
                 header = next(csv.reader(handle), [])
             if header != self.columns:
-                self.path = self.path.with_name(self.path.stem + ".v2" + self.path.suffix)
+                self.path = newer_columns_path(self.path)
         self._pending: list[dict[str, str]] = []
 
     MAX_PENDING = 100_000  # rows kept while the file cannot be written (about 50 MB): beyond, the oldest go
