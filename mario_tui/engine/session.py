@@ -21,7 +21,6 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from mario_tui.engine.registry import REGISTRY, build_model
 from mario_tui.engine.runs import RunPaths, new_run_paths
 from mario_tui.engine.supervisor import Supervisor, WorkerState
 from mario_tui.engine.tensorboard import TensorBoardScalars
+from mario_tui.engine.view import EpisodeRecord, WorkerRow
 from mario_tui.engine.worker import SAVE_REPLAY_COMMAND, WorkerSpec, worker_log_path, worker_main
 
 METRIC_HISTORY = 20_000
@@ -61,42 +61,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-@dataclass
-class EpisodeRecord:
-    """One finished episode of one worker (what the reward / x_pos plots show)."""
-
-    worker_id: int
-    index: int
-    reward: float
-    x_pos: int
-    length: int
-    flag: bool
-    world: int
-    stage: int
-    time: float
-
-
-@dataclass
-class WorkerRow:
-    """One line of the worker table."""
-
-    worker_id: int
-    state: str  # a supervisor.WorkerState value, or "pausing" (run paused, the worker not holding yet)
-    pid: int | None
-    level: str
-    episodes: int
-    steps: int
-    steps_per_s: float
-    last_reward: float
-    best_reward: float
-    best_x_pos: int
-    epsilon: float
-    grads_sent: int
-    heartbeat_age: float
-    restarts: int
-    last_error: str
 
 
 class Run:
