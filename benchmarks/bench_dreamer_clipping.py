@@ -18,8 +18,7 @@ import torch
 from mario_tui.engine.config import RunConfig
 from mario_tui.engine.env import make_env
 from mario_tui.engine.optim import clip_gradients, make_optimizer, param_groups
-from mario_tui.engine.registry import build_model
-from mario_tui.engine.trainer import make_buffer
+from mario_tui.engine.registry import build_model, make_buffer
 
 
 def real_frames(config: RunConfig, steps: int):

@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App
@@ -23,6 +24,9 @@ from mario_tui.gc_pacing import PacedCollector
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen, HelpScreen
 from mario_tui.textual_fixes import release_styles_caches
+
+if TYPE_CHECKING:
+    from mario_tui.engine.view import RunView
 
 ENGINE_PRELOAD_DELAY_S = 0.5
 """After mounting Launch, the engine import and the forkserver wait this long: started at once, their imports (on a
@@ -55,7 +59,7 @@ class MarioApp(App):
         self.preview = preview
         self.preview_fps = preview_fps
         self.autostart = autostart or resume_dir is not None
-        self.current_run = None
+        self.current_run: RunView | None = None
         self._stopping = False
         self._hard_exit_after_stop = False
         self.final_error: str | None = None  # the last run's final checkpoint could not be written

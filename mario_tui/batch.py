@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mario_tui.defaults import EXIT_ALL_WORKERS_FAILED
 from mario_tui.engine.checkpoint import CheckpointError
@@ -20,10 +20,13 @@ from mario_tui.engine.config import ConfigError, RunConfig
 from mario_tui.engine.registry import REGISTRY
 from mario_tui.engine.session import Run, StartError
 
+if TYPE_CHECKING:
+    from mario_tui.engine.view import RunView
+
 PLAIN_INTERVAL_S = 10.0
 
 
-def progress_line(run: Run) -> str:
+def progress_line(run: RunView) -> str:
     s = run.coordinator_stats()
     steps = f"/{run.config.steps}" if run.config.steps else ""
     loss_name = REGISTRY[run.config.model].headline[0]
@@ -110,7 +113,7 @@ def run_batch(config: RunConfig, resume_dir: str | None = None, out: TextIO | No
 class NoticePrinter:
     """Prints the run's notices (failed writes, why it ended) as they come, once each."""
 
-    def __init__(self, run: Run, out: TextIO) -> None:
+    def __init__(self, run: RunView, out: TextIO) -> None:
         self.run, self._cursor = run, 0
         self.write: Callable[[str], None] = lambda line: print(line, file=out, flush=True)
 
@@ -123,7 +126,7 @@ class NoticePrinter:
             self.write(f"{time.strftime('%H:%M:%S')} {notice.severity}: {notice.text}")
 
 
-def _watch_plain(run: Run, stop: threading.Event, out: TextIO, interval: float, notices: NoticePrinter) -> None:
+def _watch_plain(run: RunView, stop: threading.Event, out: TextIO, interval: float, notices: NoticePrinter) -> None:
     next_line = time.monotonic() + interval
     while not stop.is_set() and not run.done.is_set():
         stop.wait(0.2)
@@ -133,7 +136,7 @@ def _watch_plain(run: Run, stop: threading.Event, out: TextIO, interval: float, 
             print(time.strftime("%H:%M:%S ") + progress_line(run), file=out, flush=True)
 
 
-def _watch_rich(run: Run, stop: threading.Event, out: TextIO, notices: NoticePrinter) -> None:
+def _watch_rich(run: RunView, stop: threading.Event, out: TextIO, notices: NoticePrinter) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

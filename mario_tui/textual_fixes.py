@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import inspect
 
+from textual import events
 from textual._styles_cache import StylesCache
-from textual.widgets import Footer
+from textual.widgets import Footer, Select
 
 
 def release_styles_caches() -> bool:
@@ -44,3 +45,17 @@ class PrunedFooter(Footer):
         await super().recompose()
         for watchers in getattr(self, "__watchers", {}).values():
             watchers[:] = [(node, callback) for node, callback in watchers if not (node._closing or node._closed)]
+
+
+class TeardownSafeSelect(Select):
+    """A Select that tolerates being mounted after its own children were pruned.
+
+    Select's `_on_mount` queries its overlay child unguarded. When the app exits while a batch of Launch form rows
+    is still mounting, the screen's teardown can remove a new Select's children before its Mount is handled, and
+    the NoMatches from that query crashed the exit (seen in the wheel test's teardown). With no children there is
+    nothing to set up, so the mount handlers are skipped; otherwise Select's own runs unchanged.
+    """
+
+    def _on_mount(self, event: events.Mount) -> None:
+        if not self.children:
+            event.prevent_default()

@@ -1,6 +1,6 @@
 """Plays the environment with the current policy and fills a replay buffer.
 
-Shared by the single-process `Trainer` and the distributed workers, so both collect experience the same way.
+Each worker collects through one (`worker.WorkerLoop`).
 """
 
 from __future__ import annotations

@@ -65,8 +65,9 @@ class RunConfig:
     # --- distributed runtime -------------------------------------------------------------------
     workers: int = 2
     """Worker processes; each plays its own emulator and sends gradients to the coordinator."""
-    collect_steps: int = 32
-    """Environment steps a worker plays between two gradient computations."""
+    collect_steps: int = 8
+    """Environment steps a worker plays between two gradient computations (with batch 32: each transition is
+    sampled ~4 times, SB3 DQN's replay ratio; benchmarks/README.md has what 32 and 8 did)."""
     accumulate_grads: int = 1
     """Batches whose gradients a worker sums into one packet before sending it."""
     max_staleness: int = 16
@@ -120,7 +121,7 @@ class RunConfig:
     """Epsilon at the start of each worker's schedule."""
     eps_end: float = 0.05
     """Base final epsilon; worker i ends at eps_end ** (1 + i / (workers - 1)) (Ape-X spread)."""
-    eps_decay_steps: int = 100_000
+    eps_decay_steps: int = 25_000
     """Agent steps per worker over which epsilon decays linearly."""
 
     # --- environment and network size -----------------------------------------------------------
@@ -195,6 +196,19 @@ class RunConfig:
     """Random seed for the coordinator, the workers (seed + id) and the environments."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Device of the coordinator's optimizer step: `auto` takes CUDA when present."""
+    worker_device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Device a worker computes its gradients on (`auto`: as --device; the workers on a machine share its GPU);
+    workers act on the CPU either way (one observation at a time)."""
+    backend: Literal["local", "ray"] = "local"
+    """Where the workers run: `local` (processes on this machine, shared memory) or `ray` (Ray actors anywhere on
+    a Ray cluster; needs the optional `ray` package)."""
+    ray_address: str = ""
+    """With --backend ray: the cluster to join (`auto`: the one `ray start` made on this machine; or HOST:PORT);
+    empty starts a Ray instance for this run on this machine."""
+    ray_cpus_per_worker: float = 1.0
+    """With --backend ray: CPUs Ray reserves for each worker actor."""
+    ray_gpus_per_worker: float = 0.0
+    """With --backend ray: GPUs Ray reserves for each worker actor (a fraction lets several share one GPU)."""
     run_dir: str = "checkpoints"
     """Folder that holds one sub-folder per run."""
     name: str = ""
@@ -292,6 +306,14 @@ class RunConfig:
 
             missing = tensorboard_missing()
             need("tensorboard", missing is None, missing or "")
+        if self.backend == "ray":
+            from mario_tui.engine.runtime import ray_missing
+
+            missing = ray_missing()
+            need("backend", missing is None, missing or "")
+        need("ray_cpus_per_worker", 0 < self.ray_cpus_per_worker <= 1024, "must be above 0")
+        need("ray_gpus_per_worker", 0 <= self.ray_gpus_per_worker <= 64, "must be 0 or more")
+        need("ray_address", self.backend == "ray" or not self.ray_address, "needs --backend ray")
         need("seed", 0 <= self.seed < 2**31, "must be between 0 and 2**31-1")
         need("run_dir", bool(self.run_dir.strip()), "must not be empty")
         need("name", re.fullmatch(r"[A-Za-z0-9._-]*", self.name) is not None and self.name not in (".", ".."),

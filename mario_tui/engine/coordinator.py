@@ -1,8 +1,9 @@
-"""The coordinator: averages worker gradients, steps the optimizer, publishes weights, updates targets.
+"""The coordinator: averages worker gradients, steps the optimizer, keeps the target network's schedule.
 
-It is plain synchronous code: `Run` drives `apply_pending()` from a thread, so an asyncio program (the app)
+It is plain synchronous code: `CoordinatorLoop` drives `apply()` from a thread, so an asyncio program (the app)
 never blocks on torch work. Gradients that are non-finite or computed against weights more than
-`max_staleness` versions old are dropped and counted.
+`max_staleness` versions old are dropped and counted. The target network follows the online one here and only
+here (every `target_update` updates, or by `tau` each update); workers copy the result (`changed_targets`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from mario_tui.engine.optim import (
     regroup_optimizer_state,
     restart_schedule,
 )
+from mario_tui.engine.protocol import published_version
 
 
 @dataclass
@@ -75,10 +77,13 @@ class Coordinator:
         self.device = device
         self.model.to(device)
         self.flat = FlatParameters(self.model.parameters())
+        self.target_flat = FlatParameters(self.model.target_parameters(), grads=False)
+        self._targets_changed = True  # workers have not seen them yet
         self.optimizer = make_optimizer(param_groups(self.model, config), device)
         self.scheduler = make_scheduler(self.optimizer, config)
         self.counters = counters or CoordinatorCounters()
         self._host_weights = np.empty(self.flat.numel, dtype=np.float32)
+        self._host_targets = np.empty(self.target_flat.numel, dtype=np.float32)
         self._accumulator = np.zeros(self.flat.numel, dtype=np.float32)
         self.recent_lags: deque[int] = deque(maxlen=1000)
         self.last_metrics: dict[str, float] = {}
@@ -91,6 +96,10 @@ class Coordinator:
         return self.flat.numel
 
     @property
+    def target_numel(self) -> int:
+        return self.target_flat.numel
+
+    @property
     def version(self) -> int:
         """Weights version = number of optimizer updates so far."""
         return self.counters.updates
@@ -98,7 +107,7 @@ class Coordinator:
     @property
     def published_version(self) -> int:
         """Version number workers see: updates + 1, because the broadcast reserves 0 for 'nothing yet'."""
-        return self.counters.updates + 1
+        return published_version(self.counters.updates)
 
     @property
     def lr(self) -> float:
@@ -120,6 +129,16 @@ class Coordinator:
             return self.flat.weights_numpy()
         self._host_weights[:] = self.flat.weights.detach().cpu().numpy()
         return self._host_weights
+
+    def changed_targets(self) -> np.ndarray | None:
+        """The target network's flat weights in host memory if they changed since the last call, else None."""
+        if not self._targets_changed or self.target_flat.numel == 0:
+            return None
+        self._targets_changed = False
+        if self.target_flat.weights.device.type == "cpu":
+            return self.target_flat.weights_numpy()
+        self._host_targets[:] = self.target_flat.weights.detach().cpu().numpy()
+        return self._host_targets
 
     def apply(self, packets: list[Any]) -> UpdateReport | None:
         """Filter, average and apply a list of gradient packets (each is released here). None if all dropped."""
@@ -174,8 +193,10 @@ class Coordinator:
         self.counters.updates += 1
         if self.config.tau > 0:
             self.learner.update_targets(self.config.tau)
+            self._targets_changed = True
         elif self.counters.updates % self.config.target_update == 0:
             self.learner.update_targets(None)
+            self._targets_changed = True
         self.update_times.append(time.monotonic())
 
     def updates_per_second(self) -> float:
@@ -208,3 +229,4 @@ class Coordinator:
             self.scheduler.load_state_dict(data["scheduler"])
             restart_schedule(self.scheduler, self.optimizer)
         self.counters = CoordinatorCounters.from_dict(data["counters"])
+        self._targets_changed = True

@@ -14,21 +14,23 @@ import torch
 
 
 class FlatParameters:
-    """Rebinds `params` so their data and grads live in two flat tensors (`weights`, `grads`)."""
+    """Rebinds `params` so their data and grads live in two flat tensors (`weights`, `grads`); with
+    `grads=False` (a target network, which is copied, never trained) only their data."""
 
-    def __init__(self, params: Iterable[torch.nn.Parameter]) -> None:
+    def __init__(self, params: Iterable[torch.nn.Parameter], grads: bool = True) -> None:
         self.params = list(params)
         self.numel = sum(p.numel() for p in self.params)
         device = self.params[0].device if self.params else torch.device("cpu")
         self.weights = torch.empty(self.numel, dtype=torch.float32, device=device)
-        self.grads = torch.zeros(self.numel, dtype=torch.float32, device=device)
+        self.grads = torch.zeros(self.numel if grads else 0, dtype=torch.float32, device=device)
         offset = 0
         with torch.no_grad():
             for p in self.params:
                 n = p.numel()
                 self.weights[offset:offset + n].copy_(p.data.reshape(-1))
                 p.data = self.weights[offset:offset + n].view_as(p)
-                p.grad = self.grads[offset:offset + n].view_as(p)
+                if grads:
+                    p.grad = self.grads[offset:offset + n].view_as(p)
                 offset += n
 
     def bind_grads(self, flat: torch.Tensor) -> None:

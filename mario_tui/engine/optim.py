@@ -1,4 +1,4 @@
-"""Optimizer, cosine LR schedule and gradient clipping shared by the single-process trainer and the coordinator."""
+"""Optimizer, cosine LR schedule, gradient clipping and epsilon schedule: what the coordinator and the workers share."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mario_tui.engine.config import ConfigError, RunConfig
 
@@ -82,3 +82,14 @@ def build_model(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
     entry = check_available(config.model)
     assert entry.build is not None
     return entry.build(config, num_actions)
+
+
+def make_buffer(config: RunConfig, seed: int | None) -> Any:
+    """The replay buffer a worker of this config fills: prioritized when `--per` is on and the model uses it."""
+    from mario_tui.engine.replay import ReplayBuffer
+
+    prioritized = config.per and REGISTRY[config.model].prioritized_replay
+    return ReplayBuffer(config.buffer_size, (config.frame_size, config.frame_size), config.frame_stack,
+                        n_step=config.n_step, gamma=config.gamma, prioritized=prioritized,
+                        alpha=config.per_alpha, beta_start=config.per_beta, beta_steps=config.per_beta_steps,
+                        seed=seed)

@@ -6,8 +6,10 @@
     run.coordinator_stats(); run.worker_rows(); run.episodes; run.metric_history   # poll these
     run.stop()                       # final checkpoint, workers joined, shared memory unlinked
 
-Threads: the coordinator thread applies gradients (torch releases the GIL in its kernels); the supervisor
-thread starts, watches and restarts worker processes. Neither blocks the caller's event loop.
+Threads: the coordinator thread runs the `CoordinatorLoop` (torch releases the GIL in its kernels); the supervision
+thread starts, watches and restarts the workers through the backend (`WorkerRuntime`). Neither blocks the caller's
+event loop. `Run` itself owns the run's life cycle and files: the run folder, checkpoints, training.csv, the log,
+the evaluation process, and what front ends read (`view.RunView`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import multiprocessing as mp
 import os
 import random
 import threading
@@ -27,25 +28,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from mario_tui.engine import shm
 from mario_tui.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_weights
 from mario_tui.engine.collector import EpisodeResult
 from mario_tui.engine.config import ConfigError, RunConfig
-from mario_tui.engine.coordinator import Coordinator, CoordinatorCounters
+from mario_tui.engine.coordinator import Coordinator, CoordinatorCounters, UpdateReport
+from mario_tui.engine.coordinator_loop import CoordinatorLoop
 from mario_tui.engine.env import num_actions
 from mario_tui.engine.evaluate import EnvFactory, EvalOptions, EvalReport
 from mario_tui.engine.fileio import atomic_write_text
 from mario_tui.engine.logtail import LogTail
-from mario_tui.engine.metrics import MetricsCsv
 from mario_tui.engine.notices import Notices, QuietFileHandler, WriteFailures, os_reason
 from mario_tui.engine.periodic_eval import EvalPoint, PeriodicEvaluator
 from mario_tui.engine.processes import process_context, start_process_helpers
+from mario_tui.engine.protocol import RunState, WorkerCommand, WorkerState
 from mario_tui.engine.registry import REGISTRY, build_model
+from mario_tui.engine.run_metrics import MetricsRecorder
 from mario_tui.engine.runs import RunPaths, new_run_paths
-from mario_tui.engine.supervisor import Supervisor, WorkerState
-from mario_tui.engine.tensorboard import TensorBoardScalars
+from mario_tui.engine.runtime import make_runtime
+from mario_tui.engine.runtime.base import LinkSpec, WorkerRuntime
 from mario_tui.engine.view import EpisodeRecord, WorkerRow
-from mario_tui.engine.worker import SAVE_REPLAY_COMMAND, WorkerSpec, worker_log_path, worker_main
+from mario_tui.engine.worker import WorkerSpec
 
 METRIC_HISTORY = 20_000
 EPISODE_HISTORY = 100_000
@@ -83,6 +85,8 @@ class Run:
             self.paths = new_run_paths(config)
         self.name = self.paths.root.name
         self.device = resolve_device(config.device)
+        if config.backend == "local" and config.worker_device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--worker-device: cuda was asked for but torch sees no CUDA GPU (use cpu or auto)")
         self.start_method = start_method
         self.metric_names = REGISTRY[config.model].metrics
         self.episodes: deque[EpisodeRecord] = deque(maxlen=EPISODE_HISTORY)
@@ -96,12 +100,11 @@ class Run:
         self._stop_flag = threading.Event()
         self._lock = threading.RLock()
         self._checkpoint_requests: deque[threading.Event] = deque()
-        self._episode_seen: dict[int, tuple[int, int]] = {}
         self._threads: list[threading.Thread] = []
-        self._segments: shm.RuntimeSegments | None = None
-        self.supervisor: Supervisor | None = None
+        self.runtime: WorkerRuntime | None = None
         self.coordinator: Coordinator | None = None
-        self._incarnations: list[int] = [0] * config.workers
+        self.loop: CoordinatorLoop | None = None
+        self._metrics: MetricsRecorder | None = None
         self._t_start = time.monotonic()
         self._elapsed_base = 0.0
         self._stats_cache: np.ndarray | None = None
@@ -109,7 +112,6 @@ class Run:
         self.evaluator: PeriodicEvaluator | None = None
         self.eval_history: deque[EvalPoint] = deque(maxlen=METRIC_HISTORY)
         self.last_eval: EvalReport | None = None
-        self._next_eval_at = 0
         self.notices = Notices()
         self._write_failures = WriteFailures(self.notices)
         self.workers_failed = False  # every worker failed (crashed too often): the run ended without any
@@ -149,22 +151,14 @@ class Run:
             thread.join(10.0)
         if self.evaluator is not None:
             self.evaluator.close()
-        if self.supervisor is not None:
+        if self.runtime is not None:
             with contextlib.suppress(Exception):
-                self.supervisor.stopping = True
-                self.supervisor.stop_all(5.0)
-        if self._segments is not None:
-            self._segments.close()
-        self._close_tensorboard()
+                self.runtime.set_run_state(RunState.STOPPING)
+                self.runtime.stop_workers(5.0)
+            self.runtime.close()
+        if self._metrics is not None:
+            self._metrics.close()
         self._close_log()
-
-    def _close_tensorboard(self) -> None:
-        writer, self._tensorboard = getattr(self, "_tensorboard", None), None
-        if writer is not None:
-            try:
-                writer.close()
-            except OSError as exc:
-                self.log.info(f"TensorBoard event file: the last scalars could not be written: {os_reason(exc)}")
 
     def _start(self) -> None:
         cfg = self.config
@@ -186,35 +180,22 @@ class Run:
                           f"{coordinator.numel:,} parameters, device {self.device}")
         steps = list(coordinator.counters.worker_steps) + [0] * cfg.workers
         coordinator.counters.worker_steps = steps[: cfg.workers]
-        self._csv = MetricsCsv(self.paths.csv, [*self.metric_names, *coordinator.group_norm_names])
-        if self._csv.path != self.paths.csv:
-            self.log.info(f"{self.paths.csv.name} has other columns (written by an older version); new rows go to "
-                          f"{self._csv.path.name}")
-        self._tensorboard: TensorBoardScalars | None = None
+        self._metrics = MetricsRecorder(self.paths.csv, self.paths.root, self.metric_names,
+                                        [*self.metric_names, *coordinator.group_norm_names], cfg.tensorboard,
+                                        self._write_failures, self.log.info)
         if cfg.tensorboard:
-            self._tensorboard = TensorBoardScalars(self.paths.root, self.metric_names)
             self.log.info(f"TensorBoard event files in {self.paths.root} (tensorboard --logdir {cfg.run_dir})")
         # The update count of the last row in training.csv: a resumed run's last session ended with that row.
         self._csv_updates = coordinator.counters.updates if self._resume is not None else -1
-        self._segments = segments = shm.RuntimeSegments.create(cfg.workers, coordinator.numel, self.metric_names)
-        if segments.removed_stale:
-            self.log.info(f"removed {len(segments.removed_stale)} shared-memory segments left by a dead run")
-        segments.weights.publish(coordinator.host_weights(), version=coordinator.published_version)
-        segments.control.run_state = shm.RunState.RUNNING
-        now = time.monotonic()
-        for i in range(cfg.workers):
-            segments.heartbeats.beat(i, now)
         self._ctx = process_context(self.start_method)
+        self.runtime = make_runtime(cfg, numel=coordinator.numel, target_numel=coordinator.target_numel,
+                                    metric_names=self.metric_names, worker_spec=self._worker_spec, ctx=self._ctx,
+                                    run_root=str(self.paths.root.absolute()), log=self.log.info)
+        self.loop = CoordinatorLoop(cfg, coordinator, self.runtime, _LoopHooks(self), self.log.info)
+        self.loop.publish()
         start_process_helpers(self._ctx)
         if cfg.eval_every > 0:
             self.evaluator = PeriodicEvaluator(self.paths, self._ctx, self.env_factory, log=self.log.info)
-            updates = coordinator.counters.updates
-            self._next_eval_at = (updates // cfg.eval_every + 1) * cfg.eval_every
-        self.supervisor = Supervisor(
-            cfg.workers, self._spawn_worker, segments.heartbeats.age, cfg.heartbeat_timeout,
-            log=self.log.info, on_restart=self._before_worker_start,
-            worker_log=lambda i: worker_log_path(self.paths.root, i),
-        )
         self._t_start = time.monotonic()
         self._threads = [
             threading.Thread(target=self._guard(self._supervise), name="mario-supervisor", daemon=True),
@@ -227,8 +208,7 @@ class Run:
     @property
     def csv_path(self) -> Path:
         """Where metric rows go: training.csv, or training.v2.csv when an older version wrote other columns."""
-        csv = getattr(self, "_csv", None)
-        return csv.path if csv is not None else self.paths.csv
+        return self._metrics.path if self._metrics is not None else self.paths.csv
 
     def _make_logger(self) -> logging.Logger:
         logger = logging.getLogger(f"mario_tui.run.{self.name}.{id(self)}")
@@ -249,27 +229,15 @@ class Run:
             if "python" in rng:
                 random.setstate(_to_tuple(rng["python"]))
 
-    def _spawn_worker(self, worker_id: int) -> mp.process.BaseProcess:
-        assert self._segments is not None and self.coordinator is not None
-        incarnation = self._incarnations[worker_id]
-        self._incarnations[worker_id] += 1
-        spec = WorkerSpec(
-            worker_id=worker_id, config=self.config, runtime=self._segments.spec, run_root=str(self.paths.root),
-            coordinator_pid=os.getpid(), start_steps=int(self.coordinator.counters.worker_steps[worker_id]),
+    def _worker_spec(self, worker_id: int, incarnation: int, link: LinkSpec | None) -> WorkerSpec:
+        """What worker `worker_id`'s `incarnation`-th start gets (0: the run's first; a resume restores replay)."""
+        assert self.coordinator is not None
+        return WorkerSpec(
+            worker_id=worker_id, config=self.config, link=link, run_root=str(self.paths.root.absolute()),
+            start_steps=int(self.coordinator.counters.worker_steps[worker_id]),
             restore_replay=self.config.save_replay and incarnation == 0 and self._resume is not None,
             incarnation=incarnation, env_factory=self.env_factory,
         )
-        proc = self._ctx.Process(target=worker_main, args=(spec,), name=f"mario-worker-{worker_id}", daemon=True)
-        proc.start()
-        return proc
-
-    def _before_worker_start(self, worker_id: int) -> None:
-        """A fresh process takes the id: free its gradient slots, forget its commands, reset its clock."""
-        assert self._segments is not None
-        self._segments.gradients.reset_worker(worker_id)
-        self._segments.control.clear_commands(worker_id)
-        self._segments.heartbeats.beat(worker_id)
-        self._segments.stats.update(worker_id, state=shm.WorkerState.STARTING, steps_per_s=0.0)
 
     def _guard(self, target):
         def run() -> None:
@@ -286,14 +254,16 @@ class Run:
 
     # ------------------------------------------------------------------------------ threads
     def _supervise(self) -> None:
-        assert self.supervisor is not None
-        self.supervisor.start_all()
+        assert self.runtime is not None
+        self.runtime.start_workers()
         while not self._stop_flag.wait(0.2):
             with self._lock:
-                self.supervisor.check()
-            if self.supervisor.all_failed():
+                if self.stopping.is_set():
+                    return
+                self.runtime.supervise()
+            if self.runtime.all_failed():
                 self.workers_failed = True
-                workers = self.supervisor.workers
+                workers = self.runtime.workers()
                 if len({r.last_error for r in workers}) == 1:
                     errors = f"last error: {workers[0].last_error}"
                 else:
@@ -311,67 +281,34 @@ class Run:
         self.done.set()
 
     def _coordinate(self) -> None:
-        assert self._segments is not None and self.coordinator is not None
-        coordinator, segments, cfg = self.coordinator, self._segments, self.config
-        last_csv_update = coordinator.counters.updates
-        while not self._stop_flag.is_set():
-            self._poll_episodes()
-            self._serve_checkpoint_requests()
-            self._poll_evaluation()
-            if self.paused:
-                time.sleep(0.05)
-                continue
-            # Sleeps of up to 4 ms between polls: a packet waits at most that long (a gradient takes ~50 ms to
-            # compute) and the coordinator stays off the GIL, which the app's event loop shares.
-            packets = segments.gradients.wait(timeout=0.05, max_sleep=4e-3)
-            if not packets:
-                continue
-            report = coordinator.apply(packets)
-            if report is None or report.packets == 0:
-                if report is not None:
-                    self.log.info(f"dropped {report.dropped_stale} stale and {report.dropped_nonfinite} "
-                                  "non-finite gradients")
-                continue
-            segments.weights.publish(coordinator.host_weights(), version=coordinator.published_version)
-            updates = coordinator.counters.updates
-            self.metric_history.append({"updates": updates, "lr": coordinator.lr,
-                                        "grad_norm": coordinator.last_grad_norm,
-                                        **coordinator.group_norm_metrics(), **report.metrics})
-            if updates - last_csv_update >= cfg.csv_every:
-                last_csv_update = updates
-                self._append_csv_row()
-            if updates % cfg.checkpoint_every == 0:
-                self._write_checkpoint(periodic=True)
-            if self.evaluator is not None and updates >= self._next_eval_at and not self.evaluator.busy:
-                self._start_evaluation()
-            if cfg.steps and updates >= cfg.steps:
-                self._end(f"reached --steps {cfg.steps}")
-                break
-        self._serve_checkpoint_requests()
+        assert self.loop is not None
+        self.loop.run(self._stop_flag)
+
+    def _record_update(self, report: UpdateReport) -> None:
+        c = self.coordinator
+        assert c is not None
+        self.metric_history.append({"updates": c.counters.updates, "lr": c.lr, "grad_norm": c.last_grad_norm,
+                                    **c.group_norm_metrics(), **report.metrics})
 
     def _poll_episodes(self) -> None:
-        assert self._segments is not None and self.coordinator is not None
-        snap = self._segments.stats.snapshot()
-        self._stats_cache = snap
+        """Take the episodes the workers finished (a stream: none is missed between two polls) and their steps."""
+        assert self.runtime is not None and self.coordinator is not None
+        if self.runtime.closed:
+            return
         counters = self.coordinator.counters
         now = time.time()
-        for i in range(self.config.workers):
-            rec = snap[i]
-            pid, episodes = int(rec["pid"]), int(rec["episodes"])
-            seen_pid, seen = self._episode_seen.get(i, (pid, 0))
-            if pid != seen_pid:
-                seen = 0
-            if episodes > seen:
-                counters.episodes += episodes - seen
-                x_pos = int(rec["last_x_pos"])
-                counters.best_x_pos = max(counters.best_x_pos, x_pos)
-                self.episodes.append(EpisodeRecord(i, counters.episodes, float(rec["last_reward"]), x_pos,
-                                                   int(rec["last_length"]), bool(rec["last_flag"]),
-                                                   int(rec["world"]), int(rec["stage"]), now))
-            self._episode_seen[i] = (pid, max(episodes, seen) if pid == seen_pid else episodes)
-            steps = int(rec["steps"])
+        batch = self.runtime.episodes()
+        counters.episodes += batch.lost
+        for e in batch.episodes:
+            counters.episodes += 1
+            counters.best_x_pos = max(counters.best_x_pos, e.x_pos)
+            self.episodes.append(EpisodeRecord(e.worker_id, counters.episodes, e.reward, e.x_pos, e.length, e.flag,
+                                               e.world, e.stage, now))
+        snap = self.runtime.stats()
+        self._stats_cache = snap
+        for i, steps in enumerate(snap["steps"].tolist()):
             if steps > counters.worker_steps[i]:
-                counters.worker_steps[i] = steps
+                counters.worker_steps[i] = int(steps)
         counters.env_steps = sum(counters.worker_steps)
         counters.elapsed_s = self._elapsed_base + (time.monotonic() - self._t_start)
 
@@ -380,7 +317,6 @@ class Run:
         """Hand the newest weights to the evaluation process (the coordinator thread, between two updates)."""
         assert self.evaluator is not None and self.coordinator is not None
         counters = self.coordinator.counters
-        self._next_eval_at = (counters.updates // self.config.eval_every + 1) * self.config.eval_every
         options = EvalOptions.periodic(self.config, seed=self.config.seed)  # the same episodes each time: paired
         try:
             self.evaluator.submit(self.coordinator.model.state_dict(), self.config, counters.to_dict(), options)
@@ -450,9 +386,9 @@ class Run:
             self._write_failures.failed(self.paths.weights, exc, "checkpoint.pt was written; the replay viewer and "
                                         "--eval RUN see the previous weights until the next checkpoint")
         self._write_status()
-        if self.config.save_replay and self._segments is not None:
+        if self.config.save_replay and self.runtime is not None and not self.runtime.closed:
             for i in range(self.config.workers):
-                self._segments.control.request(i, SAVE_REPLAY_COMMAND)
+                self.runtime.request(i, WorkerCommand.SAVE_REPLAY)
         self.log.info(f"checkpoint at update {updates} ({(time.monotonic() - t0) * 1000:.0f} ms)")
         return None
 
@@ -507,8 +443,8 @@ class Run:
         event = threading.Event()
         coordinator_alive = any(t.name == "mario-coordinator" and t.is_alive() for t in self._threads)
         if not coordinator_alive:
-            if self._segments is None or self.stopping.is_set():
-                self.last_checkpoint_error = ("the run has not started" if self._segments is None else
+            if self.runtime is None or self.stopping.is_set():
+                self.last_checkpoint_error = ("the run has not started" if self.runtime is None else
                                               "the run has stopped (its final checkpoint is written at the stop)")
                 return False
             with self._lock:
@@ -522,25 +458,21 @@ class Run:
     # ------------------------------------------------------------------------------ controls
     def pause(self) -> None:
         """Workers stop stepping, the coordinator stops applying; heartbeats continue."""
-        if self._segments is None or self.paused or self.stopped.is_set():
+        if self.runtime is None or self.paused or self.stopped.is_set():
             return
         self.paused = True
-        self._segments.control.run_state = shm.RunState.PAUSED
+        self.runtime.set_run_state(RunState.PAUSED)
         if self.evaluator is not None:
             self.evaluator.pause()
-        if self.supervisor is not None:
-            self.supervisor.paused = True
         self.log.info("paused")
 
     def resume(self) -> None:
-        if self._segments is None or not self.paused or self.stopped.is_set():
+        if self.runtime is None or not self.paused or self.stopped.is_set():
             return
-        self._segments.control.run_state = shm.RunState.RUNNING
+        self.runtime.set_run_state(RunState.RUNNING)
         self.paused = False
         if self.evaluator is not None:
             self.evaluator.resume()
-        if self.supervisor is not None:
-            self.supervisor.paused = False
         self.log.info("resumed")
 
     def toggle_pause(self) -> bool:
@@ -548,25 +480,26 @@ class Run:
         return self.paused
 
     def restart_worker(self, worker_id: int) -> None:
-        if self.supervisor is None or not 0 <= worker_id < self.config.workers:
+        if self.runtime is None or not 0 <= worker_id < self.config.workers:
             raise IndexError(f"no worker {worker_id}")
-        self.supervisor.request_restart(worker_id, "requested")
+        self.runtime.restart_worker(worker_id, "requested")
 
     def restart_stale_workers(self) -> list[int]:
         """Restart every worker whose heartbeat is old (stale), dead or failed; returns their ids."""
-        ids = [r.worker_id for r in self.worker_rows() if r.state in ("stale", "dead", "failed")]
+        stuck = (WorkerState.STALE, WorkerState.DEAD, WorkerState.FAILED)
+        ids = [r.worker_id for r in self.worker_rows() if r.state in stuck]
         for worker_id in ids:
             self.restart_worker(worker_id)
         return ids
 
     def set_preview_worker(self, worker_id: int) -> None:
-        if self._segments is not None and not self._segments.closed:
-            self._segments.control.preview_worker = worker_id
+        if self.runtime is not None:
+            self.runtime.set_preview_worker(worker_id)
 
     def read_preview(self, worker_id: int, current_version: int) -> tuple[int, np.ndarray] | None:
-        if self._segments is None or self._segments.closed:
+        if self.runtime is None:
             return None
-        return self._segments.previews.read_if_newer(worker_id, current_version)
+        return self.runtime.read_preview(worker_id, current_version)
 
     def stop(self, timeout: float = 30.0, checkpoint: bool = True) -> None:
         """Stop workers, write a final checkpoint, unlink shared memory. Idempotent; safe from any thread."""
@@ -584,9 +517,8 @@ class Run:
             return
         with self._lock:
             self.log.info("stopping")
-            assert self._segments is not None and self.supervisor is not None
-            self._segments.control.run_state = shm.RunState.STOPPING
-            self.supervisor.stopping = True
+            assert self.runtime is not None
+            self.runtime.set_run_state(RunState.STOPPING)
             self._stop_flag.set()
         for thread in self._threads:
             if thread is not threading.current_thread():
@@ -595,7 +527,7 @@ class Run:
             if self.evaluator is not None:
                 self.evaluator.close()
             self._poll_episodes()
-            self.supervisor.stop_all(timeout)
+            self.runtime.stop_workers(timeout)
             self._poll_episodes()
             if checkpoint and self.coordinator is not None and self.coordinator.counters.updates > 0:
                 error = self._write_checkpoint()
@@ -609,8 +541,9 @@ class Run:
         finally:
             if self.evaluator is not None:
                 self.evaluator.close()
-            self._segments.close()
-            self._close_tensorboard()
+            self.runtime.close()
+            if self._metrics is not None:
+                self._metrics.close()
             self.log.info("stopped; shared memory released")
             self._close_log()
             self.stopped.set()
@@ -674,40 +607,37 @@ class Run:
     def worker_rows(self) -> list[WorkerRow]:
         """One row per worker; after the stop, the workers' last figures with their final state (`stopped`,
         `failed`), so a dashboard left on a stopped run does not show them `running`."""
-        if self._segments is None or self.supervisor is None:
+        if self.runtime is None:
             return []
-        if self._segments.closed:
+        if self.runtime.closed:
             if self._stats_cache is None:
                 return []
             snap, ages = self._stats_cache, np.zeros(self.config.workers)
         else:
-            snap = self._segments.stats.snapshot()
-            ages = self._segments.heartbeats.ages()
+            snap, ages = self.runtime.stats(), self.runtime.heartbeat_ages()
         rows = []
-        for record in self.supervisor.workers:
-            i = record.worker_id
+        for info in self.runtime.workers():
+            i = info.worker_id
             rec = snap[i]
-            state = record.state.value
-            if record.state in (WorkerState.RUNNING, WorkerState.PAUSED):
-                # The run's flag and the worker's own record, not the supervisor's last check (up to a second old):
-                # a pause shows at once, as "pausing" until the worker says it holds.
-                if not self.paused:
-                    state = WorkerState.RUNNING.value
-                elif int(rec["state"]) == int(shm.WorkerState.PAUSED):
-                    state = WorkerState.PAUSED.value
-                else:
-                    state = "pausing"
-            if state == WorkerState.RUNNING and int(rec["state"]) == int(shm.WorkerState.STARTING):
-                state = WorkerState.STARTING.value
             rows.append(WorkerRow(
-                worker_id=i, state=state, pid=record.pid, level=f"{int(rec['world'])}-{int(rec['stage'])}",
+                worker_id=i, state=self._shown_state(info.state, WorkerState.from_code(int(rec["state"]))),
+                pid=info.pid, level=f"{int(rec['world'])}-{int(rec['stage'])}",
                 episodes=int(rec["episodes"]), steps=int(rec["steps"]), steps_per_s=float(rec["steps_per_s"]),
                 last_reward=float(rec["last_reward"]), best_reward=float(rec["best_reward"]),
                 best_x_pos=int(rec["best_x_pos"]), epsilon=float(rec["epsilon"]),
-                grads_sent=int(rec["grads_sent"]), heartbeat_age=float(ages[i]), restarts=record.restarts,
-                last_error=record.last_error,
+                grads_sent=int(rec["grads_sent"]), heartbeat_age=float(ages[i]), restarts=info.restarts,
+                last_error=info.last_error, node=info.node,
             ))
         return rows
+
+    def _shown_state(self, supervised: WorkerState, reported: WorkerState) -> WorkerState:
+        """The table's state: supervision's, except that a live worker shows the run's flag and its own report
+        (supervision checks up to a second late): a pause shows at once, as `pausing` until the worker holds."""
+        if supervised not in (WorkerState.RUNNING, WorkerState.PAUSED):
+            return supervised
+        if self.paused:
+            return WorkerState.PAUSED if reported is WorkerState.PAUSED else WorkerState.PAUSING
+        return WorkerState.STARTING if reported is WorkerState.STARTING else WorkerState.RUNNING
 
     def new_log_lines(self) -> list[str]:
         """training.log lines written since the last call (coordinator and workers alike): the log stream
@@ -726,26 +656,14 @@ class Run:
     def _append_csv_row(self) -> None:
         row = self._csv_row()
         self._csv_updates = int(row["updates"])
-        try:
-            self._csv.append(row)
-            self._write_failures.succeeded(self._csv.path)
-        except OSError as exc:
-            self._write_failures.failed(self._csv.path, exc, f"training goes on; {self._csv.pending} rows wait in "
-                                        "memory for the next write")
-        if self._tensorboard is not None:
-            events = self.paths.root / "tensorboard events"
-            try:
-                self._tensorboard.append(row, walltime=time.time())
-                self._write_failures.succeeded(events)
-            except OSError as exc:
-                self._write_failures.failed(events, exc, "training goes on; these scalars are missing in "
-                                            "TensorBoard (training.csv has them)")
+        assert self._metrics is not None
+        self._metrics.append(row)
 
     def _csv_row(self) -> dict[str, Any]:
         stats = self.coordinator_stats()
         recent = list(self.episodes)[-100:]
-        alive = self.supervisor.alive_count() if self.supervisor else 0
-        restarts = sum(r.restarts for r in self.supervisor.workers) if self.supervisor else 0
+        alive = self.runtime.alive_count() if self.runtime else 0
+        restarts = sum(r.restarts for r in self.runtime.workers()) if self.runtime else 0
         return {
             "wall_time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **stats,
@@ -754,6 +672,39 @@ class Run:
             "workers_alive": alive,
             "restarts": restarts,
         }
+
+
+class _LoopHooks:
+    """What the run does at the coordinator loop's moments (on the coordinator thread)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def paused(self) -> bool:
+        return self.run.paused
+
+    def between_updates(self) -> None:
+        self.run._poll_episodes()
+        self.run._serve_checkpoint_requests()
+        self.run._poll_evaluation()
+
+    def updated(self, report: UpdateReport) -> None:
+        self.run._record_update(report)
+
+    def write_csv_row(self) -> None:
+        self.run._append_csv_row()
+
+    def write_checkpoint(self) -> None:
+        self.run._write_checkpoint(periodic=True)
+
+    def evaluation_ready(self) -> bool:
+        return self.run.evaluator is not None and not self.run.evaluator.busy
+
+    def start_evaluation(self) -> None:
+        self.run._start_evaluation()
+
+    def budget_reached(self) -> None:
+        self.run._end(f"reached --steps {self.run.config.steps}")
 
 
 def _status_json(config: RunConfig, counters: CoordinatorCounters, best_eval_x: float = math.nan) -> str:

@@ -15,20 +15,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-
-class WorkerState(StrEnum):
-    STARTING = "starting"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STALE = "stale"
-    RESTARTING = "restarting"
-    DEAD = "dead"
-    FAILED = "failed"
-    STOPPED = "stopped"
+from mario_tui.engine.protocol import WorkerState
 
 
 @dataclass

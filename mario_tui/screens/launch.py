@@ -32,7 +32,7 @@ from mario_tui.engine.config import (
 )
 from mario_tui.engine.registry import REGISTRY
 from mario_tui.engine.runs import list_runs
-from mario_tui.textual_fixes import PrunedFooter
+from mario_tui.textual_fixes import PrunedFooter, TeardownSafeSelect
 
 ADVANCED_ROWS_PER_BATCH = 6
 """Advanced option rows mounted per step after the first paint (composing all ~60 up front tripled the time to
@@ -79,7 +79,7 @@ class OptionRow(Vertical):
                 if name == "model":
                     options = [(f"{c} — {REGISTRY[c].description}" + ("" if REGISTRY[c].build else
                                 " (not available yet)"), c) for c in choices]
-                yield Select(options, value=value, allow_blank=False, id=f"opt-{name}")
+                yield TeardownSafeSelect(options, value=value, allow_blank=False, id=f"opt-{name}")
             else:
                 placeholder = "timestamp + model" if name == "name" else ""
                 yield Input(value="" if value == "" else str(value), placeholder=placeholder, id=f"opt-{name}")

@@ -11,9 +11,10 @@ from textual.widgets import Button, DataTable, Input, Select
 
 from mario_tui.app import MarioApp
 from mario_tui.engine.config import RunConfig
-from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
+from mario_tui.screens.dashboard import DashboardScreen
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen, HelpScreen
+from mario_tui.widgets.coordinator_panel import CoordinatorPanel
 from mario_tui.widgets.status_header import StatusHeader
 from tests.polling import wait_until
 
@@ -128,7 +129,7 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps, m
         assert not run.paused
 
         await pilot.press("r")  # worker 0 is selected
-        await wait_until(pilot, lambda: run.supervisor.workers[0].restarts == 1, 30, "restart of worker 0")
+        await wait_until(pilot, lambda: run.runtime.supervisor.workers[0].restarts == 1, 30, "restart of worker 0")
 
         await pilot.press("s")
         await wait_until(pilot, lambda: run.paths.checkpoint.exists(), 30, "checkpoint")
@@ -136,11 +137,11 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps, m
         dashboard = app.screen
         await pilot.press("question_mark")  # covered by help: the dashboard stops drawing and the frame feed stops
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), 10, "help screen")
-        assert run._segments.control.preview_worker == -1
+        assert run.runtime.segments.control.preview_worker == -1
         assert dashboard._suspended and dashboard._refresh_timers
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is dashboard, 10, "back to the dashboard")
-        assert run._segments.control.preview_worker == 0 and not dashboard._suspended
+        assert run.runtime.segments.control.preview_worker == 0 and not dashboard._suspended
 
         await pilot.press("q")
         await pilot.pause()

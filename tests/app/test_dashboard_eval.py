@@ -10,9 +10,10 @@ from pathlib import Path
 from textual.widgets import DataTable, Select
 
 from mario_tui.engine.config import RunConfig
-from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
+from mario_tui.screens.dashboard import DashboardScreen
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.replay import ReplayScreen
+from mario_tui.widgets.coordinator_panel import CoordinatorPanel
 from mario_tui.widgets.plots import MetricPlot
 from tests.app.test_snapshots import FixedRun, ScreenApp
 from tests.polling import wait_until

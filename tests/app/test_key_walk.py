@@ -509,8 +509,8 @@ async def test_keys_while_a_run_starts_trains_pauses_fails_and_stops(tmp_path: P
             assert not run.paused
 
             # --- a worker failed (one crash with max_crashes 1); the other goes on ------------------------
-            run.supervisor.policy.max_crashes = 1
-            worker = run.supervisor.workers[0]
+            run.runtime.supervisor.policy.max_crashes = 1
+            worker = run.runtime.supervisor.workers[0]
 
             async def worker_failed() -> None:
                 await on_dashboard()
@@ -527,7 +527,7 @@ async def test_keys_while_a_run_starts_trains_pauses_fails_and_stops(tmp_path: P
             # --- stopping for a new run: held in Run.stop (at Supervisor.stop_all), the workers still up ----
             stop_held = Gate()
             gates.append(stop_held)
-            run.supervisor.stop_all = stop_held.wrap(run.supervisor.stop_all)
+            run.runtime.supervisor.stop_all = stop_held.wrap(run.runtime.supervisor.stop_all)
             await on_dashboard()
             await pilot.press("n")
             assert isinstance(app.screen, ConfirmScreen)

@@ -16,9 +16,10 @@ from textual.widgets import DataTable
 from mario_tui.app import MarioApp
 from mario_tui.engine import session as session_module
 from mario_tui.engine.session import Run
-from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
+from mario_tui.screens.dashboard import DashboardScreen
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import ConfirmScreen
+from mario_tui.widgets.coordinator_panel import CoordinatorPanel
 from mario_tui.widgets.status_header import StatusHeader
 from tests.app.test_app import tiny
 from tests.polling import wait_until
@@ -77,9 +78,9 @@ async def test_a_run_that_reaches_its_steps_stops_and_stays_on_the_dashboard(tmp
 
 async def test_when_every_worker_fails_the_app_says_why_and_n_starts_over(tmp_path, apps):
     async with live_dashboard(apps, tiny(tmp_path, name="dead", workers=1, steps=0, eval_every=0)) as (app, pilot, run):
-        await wait_until(pilot, lambda: run.supervisor.workers[0].pid is not None, 60, "a worker process")
-        run.supervisor.policy.max_crashes = 1  # the next crash is the last
-        os.kill(run.supervisor.workers[0].pid, signal.SIGKILL)
+        await wait_until(pilot, lambda: run.runtime.supervisor.workers[0].pid is not None, 60, "a worker process")
+        run.runtime.supervisor.policy.max_crashes = 1  # the next crash is the last
+        os.kill(run.runtime.supervisor.workers[0].pid, signal.SIGKILL)
         await wait_until(pilot, run.stopped.is_set, 60, "the run stopping with no worker left")
         await wait_until(pilot, lambda: "every worker failed" in panel_text(app), 10, "the reason on the panel")
         assert "killed by signal 9 (SIGKILL)" in panel_text(app)
@@ -107,7 +108,7 @@ async def test_failed_checkpoint_writes_are_toasts_and_the_final_one_is_reported
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10, "the quit dialog")
         await pilot.press("y")
         await wait_until(pilot, lambda: not app.is_running, 60, "the app exiting")
-    assert run.stopped.is_set() and run._segments.closed
+    assert run.stopped.is_set() and run.runtime.segments.closed
     assert app.final_error is not None and app.final_error.startswith("could not write the final checkpoint")
     assert "no earlier checkpoint of this run exists" in app.final_error
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 import threading
 from collections import deque
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
+import torch
 from textual.app import App
 from textual.widgets import DataTable, Log
 
 from mario_tui.engine.config import RunConfig
 from mario_tui.engine.notices import Notices
 from mario_tui.engine.periodic_eval import EvalPoint
-from mario_tui.engine.session import EpisodeRecord, WorkerRow
-from mario_tui.screens.dashboard import CoordinatorPanel, DashboardScreen
+from mario_tui.engine.runs import RunPaths
+from mario_tui.engine.view import EpisodeRecord, WorkerRow
+from mario_tui.screens.dashboard import DashboardScreen
 from mario_tui.screens.launch import LaunchScreen
 from mario_tui.screens.modals import HelpScreen
+from mario_tui.widgets.coordinator_panel import CoordinatorPanel
 from mario_tui.widgets.frame_view import FrameView
 from mario_tui.widgets.plots import MetricPlot
 from tests.polling import wait_until
@@ -26,23 +28,30 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets" / "app.tcss"
 
 
 class FixedRun:
-    """Stands in for a live Run with fixed figures: a snapshot checks the layout, not the engine."""
+    """A `RunView` with fixed figures, standing in for a live Run: a snapshot checks the layout, not the engine.
 
-    def __init__(self, root: Path, evaluations: int = 3, eval_every: int = 100) -> None:
+    Its controls change only what the dashboard reads back (pause, stop); restarts and checkpoints do nothing."""
+
+    def __init__(self, root: Path, evaluations: int = 3, eval_every: int = 100, backend: str = "local") -> None:
         root.mkdir(parents=True, exist_ok=True)
-        log = root / "training.log"
+        self.paths = RunPaths(root)
+        log = self.paths.log
         log.write_text("2026-11-24 10:00:00 [coord] new run demo: model ddqn, 2 workers, level 1-1\n"
                        "2026-11-24 10:00:01 [w0] started (pid 100, epsilon → 0.050)\n"
                        "2026-11-24 10:00:01 [w1] started (pid 101, epsilon → 0.003)\n")
         self._unread = log.read_text().splitlines()
-        self.config = RunConfig(workers=2, eval_every=eval_every)
+        self.config = RunConfig(workers=2, eval_every=eval_every, backend=backend)
         self.name = "demo"
-        self.paths = SimpleNamespace(root=root, log=log, checkpoint=root / "checkpoint.pt")
+        self.csv_path = self.paths.csv
+        self.device = torch.device("cpu")
         self.paused = False
         self.stopping, self.stopped, self.done = threading.Event(), threading.Event(), threading.Event()
         self.notices = Notices()
+        self.error: BaseException | None = None
         self.end_reason: str | None = None
         self.stop_error: str | None = None
+        self.workers_failed = False
+        self.last_checkpoint_error: str | None = None
         rng = np.random.default_rng(0)
         self.episodes = deque(EpisodeRecord(i % 2, i + 1, float(200 + 10 * i + rng.normal() * 30),
                                             int(300 + 8 * i), 300, False, 1, 1, 0.0) for i in range(60))
@@ -78,6 +87,7 @@ class FixedRun:
     def end(self, reason: str, worker_error: str) -> None:
         """As a run that ended on its own and was stopped: its workers failed with `worker_error`."""
         self.end_reason, self._worker_error = reason, worker_error
+        self.workers_failed = True
         for event in (self.stopping, self.stopped, self.done):
             event.set()
 
@@ -85,7 +95,9 @@ class FixedRun:
         error = getattr(self, "_worker_error", "")
         state = "failed" if error else "running"
         return [WorkerRow(i, state, 1000 + i, "1-1", 30 + i, 12_000 + 50 * i, 180.0, 612.0, 1090.0, 1396 - i,
-                          0.05 ** (1 + i), 375 + i, 0.2, i, error) for i in range(2)]
+                          0.05 ** (1 + i), 375 + i, 0.2, i, error,
+                          node="" if self.config.backend == "local" else f"10.0.0.{i + 2} 3f9a{i}c")
+                for i in range(2)]
 
     def coordinator_stats(self) -> dict[str, float]:
         return {"updates": 399, "updates_per_s": 6.5, "frames_per_s": 1420.0, "episodes": 60, "best_x_pos": 1396,
@@ -103,8 +115,36 @@ class FixedRun:
     def set_preview_worker(self, worker_id: int) -> None:
         pass
 
-    def read_preview(self, worker_id: int, current_version: int):
+    def read_preview(self, worker_id: int, current_version: int) -> tuple[int, np.ndarray] | None:
         return (1, self.frame) if current_version < 1 else None
+
+    def toggle_pause(self) -> bool:
+        self.paused = not self.paused
+        return self.paused
+
+    def restart_worker(self, worker_id: int) -> None:
+        if not 0 <= worker_id < self.config.workers:
+            raise IndexError(f"no worker {worker_id}")
+
+    def restart_stale_workers(self) -> list[int]:
+        ids = [row.worker_id for row in self.worker_rows() if row.state in ("stale", "dead", "failed")]
+        for worker_id in ids:
+            self.restart_worker(worker_id)
+        return ids
+
+    def save_checkpoint(self, timeout: float = 60.0) -> bool:
+        self.last_checkpoint_error = "a fixed-data run writes no checkpoint"
+        return False
+
+    def intact_text(self) -> str:
+        return "no earlier checkpoint of this run exists"
+
+    def start(self) -> None:
+        """Its figures are there from the start: nothing to start."""
+
+    def stop(self, timeout: float = 30.0, checkpoint: bool = True) -> None:
+        for event in (self.stopping, self.stopped, self.done):
+            event.set()
 
 
 class ScreenApp(App):
@@ -141,6 +181,18 @@ def test_dashboard_layout(snap_compare, tmp_path):
 
     async def settle(pilot) -> None:
         """Poll until each refresh timer has drawn once (a fixed wait was too short on a loaded CI box)."""
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, DashboardScreen)
+                         and dashboard_drawn(pilot.app.screen), 30, "every part of the dashboard drawn")
+
+    assert snap_compare(ScreenApp(lambda: DashboardScreen(run, preview="halfblock")), terminal_size=(160, 50),
+                        run_before=settle)
+
+
+def test_dashboard_of_a_ray_run_shows_each_workers_node(snap_compare, tmp_path):
+    """On the Ray backend the table gains a node column (address and node id) after the state."""
+    run = FixedRun(tmp_path / "demo", backend="ray")
+
+    async def settle(pilot) -> None:
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, DashboardScreen)
                          and dashboard_drawn(pilot.app.screen), 30, "every part of the dashboard drawn")
 

@@ -17,10 +17,9 @@ from mario_tui.engine.learners.base import Learner
 from mario_tui.engine.learners.dreamer import DreamerLearner, categorical_kl, lambda_returns
 from mario_tui.engine.models.base import Model
 from mario_tui.engine.models.dreamer import DreamerModel, RSSMState
-from mario_tui.engine.registry import REGISTRY, build_model
+from mario_tui.engine.registry import REGISTRY, build_model, make_buffer
 from mario_tui.engine.replay import ReplayBuffer, SequenceBatch
 from mario_tui.engine.ssim import gaussian_window, ssim
-from mario_tui.engine.trainer import make_buffer
 
 FRAME = 36
 ACTIONS = 5  # right_only

@@ -20,8 +20,8 @@ import pytest
 from mario_tui.engine import session as session_module
 from mario_tui.engine.checkpoint import load_checkpoint, load_weights
 from mario_tui.engine.metrics import read_csv
+from mario_tui.engine.protocol import WorkerState
 from mario_tui.engine.session import Run
-from mario_tui.engine.supervisor import WorkerState
 from tests.engine.test_runtime import ROOT, batch_cmd, start, tiny_config, wait_for
 
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
@@ -174,7 +174,7 @@ def test_injected_checkpoint_failure_is_a_notice_and_the_run_goes_on(tmp_path, r
     assert run.stopped.is_set() and run.stop_error is not None
     assert run.stop_error.startswith("could not write the final checkpoint")
     assert f"from update {run.checkpoint_updates:,} is intact" in run.stop_error
-    assert run._segments.closed and run.supervisor.alive_count() == 0
+    assert run.runtime.segments.closed and run.runtime.supervisor.alive_count() == 0
     assert load_checkpoint(run.paths.checkpoint)["counters"]["updates"] == run.checkpoint_updates
 
 
@@ -196,9 +196,9 @@ def test_when_every_worker_has_failed_the_run_ends_and_says_why(tmp_path, runs):
     run = Run(tiny_config(tmp_path, steps=0, workers=2, eval_every=0), env_factory=make_broken_env)
     runs.append(run)
     run.start()
-    run.supervisor.policy.base_delay = 0.05  # crash, restart, crash: the cap comes in a second or two
+    run.runtime.supervisor.policy.base_delay = 0.05  # crash, restart, crash: the cap comes in a second or two
     wait_for(run.done.is_set, 120, "the run ending on its own")
-    assert run.supervisor.all_failed() and run.workers_failed
+    assert run.runtime.supervisor.all_failed() and run.workers_failed
     assert run.end_reason.startswith("every worker failed and none will be restarted")
     assert "RuntimeError: the emulator exploded" in run.end_reason
     assert any(n.text.startswith("run ended: every worker failed") for n in run.notices.since(0)[0])
@@ -240,9 +240,9 @@ def test_batch_exits_3_when_its_only_worker_keeps_being_killed(tmp_path):
 def test_a_killed_workers_last_error_names_the_signal(tmp_path, runs):
     run = start(runs, tiny_config(tmp_path, steps=0, workers=1, eval_every=0))
     wait_for(lambda: run.worker_rows() and run.worker_rows()[0].state == WorkerState.RUNNING, 120, "a running worker")
-    os.kill(run.supervisor.workers[0].pid, signal.SIGKILL)
-    wait_for(lambda: run.supervisor.workers[0].restarts >= 1, 60, "the restart")
-    assert run.supervisor.workers[0].last_error == "killed by signal 9 (SIGKILL)"
+    os.kill(run.runtime.supervisor.workers[0].pid, signal.SIGKILL)
+    wait_for(lambda: run.runtime.supervisor.workers[0].restarts >= 1, 60, "the restart")
+    assert run.runtime.supervisor.workers[0].last_error == "killed by signal 9 (SIGKILL)"
 
 
 def test_training_csv_degrades_too(tmp_path, runs, monkeypatch):
@@ -258,11 +258,11 @@ def test_training_csv_degrades_too(tmp_path, runs, monkeypatch):
 
     run = start(runs, tiny_config(tmp_path, steps=0, workers=1, eval_every=0, csv_every=5))
     monkeypatch.setattr(metrics.os, "open", failing_open)
-    wait_for(lambda: run._csv.pending >= 2, 120, "rows waiting")
+    wait_for(lambda: run._metrics.csv.pending >= 2, 120, "rows waiting")
     assert any(n.text.startswith("could not write training.csv: Input/output error") for n in run.notices.since(0)[0])
     assert run.error is None and not run.done.is_set()
     monkeypatch.undo()
-    wait_for(lambda: run._csv.pending == 0, 60, "the waiting rows written")
+    wait_for(lambda: run._metrics.csv.pending == 0, 60, "the waiting rows written")
     updates = [int(r["updates"]) for r in read_csv(run.paths.csv)]
     assert updates == sorted(updates) and len(updates) >= 3
     assert all(b - a <= 6 for a, b in zip(updates, updates[1:], strict=False))  # no rows lost in the outage
@@ -298,4 +298,4 @@ def test_a_start_that_fails_half_way_leaves_nothing_running(tmp_path, monkeypatc
     run = Run(tiny_config(tmp_path, workers=1))
     with pytest.raises(StartError, match="cannot start the run: No space left on device"):
         run.start()
-    assert not run.log.handlers and run.supervisor is None and not run.started.is_set()
+    assert not run.log.handlers and run.runtime is None and not run.started.is_set()

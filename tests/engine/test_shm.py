@@ -27,7 +27,10 @@ from mario_tui.engine.shm import (
     EMPTY,
     FRAME_SHAPE,
     READY,
+    RING,
     WRITING,
+    EpisodeReader,
+    EpisodeRings,
     GradientPool,
     GradientPoolSpec,
     Heartbeats,
@@ -179,7 +182,7 @@ def _child_worker_io(spec: RuntimeSpec, worker_id: int, results: Any) -> None:
     if seg.wants_preview():
         frame = np.arange(np.prod(FRAME_SHAPE), dtype=np.uint64).reshape(FRAME_SHAPE).astype(np.uint8)
         seg.publish_frame(frame)
-    results.put(([int(c) for c in commands], int(run_state), seg.heartbeats.coordinator_age()))
+    results.put(([int(c) for c in commands], int(run_state)))
     seg.close()
 
 
@@ -343,11 +346,11 @@ def test_control_commands_counted_and_runtime_defined() -> None:
     with ControlBlock.create(2) as control:
         assert control.run_state == RunState.RUNNING and control.preview_worker == -1
         assert control.coordinator_pid == os.getpid()
-        control.request(0, WorkerCommand.RESTART)
-        control.request(0, 5)  # a command number the runtime defines itself
-        assert control.pending(0) == [WorkerCommand.RESTART, 5] and control.pending(1) == []
-        assert control.take(0) == [WorkerCommand.RESTART, 5] and control.take(0) == []
-        control.request(1, WorkerCommand.STOP)
+        control.request(0, WorkerCommand.SAVE_REPLAY)
+        control.request(0, 5)  # a number the protocol does not name is passed on as it is
+        assert control.pending(0) == [WorkerCommand.SAVE_REPLAY, 5] and control.pending(1) == []
+        assert control.take(0) == [WorkerCommand.SAVE_REPLAY, 5] and control.take(0) == []
+        control.request(1, WorkerCommand.SYNC_WEIGHTS)
         control.clear_commands(1)
         assert control.take(1) == []
         with pytest.raises(ValueError):
@@ -506,27 +509,25 @@ def test_reset_worker_leaves_held_packets_alone() -> None:
 
 def test_heartbeats_stats_control_preview_across_processes(spawn: Callable[..., Any]) -> None:
     with RuntimeSegments.create(2, 8) as rt:
-        rt.heartbeats.beat_coordinator()
         rt.control.run_state = RunState.PAUSED
         rt.control.preview_worker = 1
-        rt.control.request(1, WorkerCommand.RESTART)
-        rt.control.request(1, WorkerCommand.STOP)
+        rt.control.request(1, WorkerCommand.SYNC_WEIGHTS)
+        rt.control.request(1, WorkerCommand.SAVE_REPLAY)
         old = rt.heartbeats.last(1)
         results = CTX.Queue()
         child = spawn(_child_worker_io, rt.spec, 1, results)
-        commands, run_state, coordinator_age = results.get(timeout=30)
+        commands, run_state = results.get(timeout=30)
         _join_ok(child)
 
-        assert commands == [WorkerCommand.RESTART, WorkerCommand.STOP]
+        assert commands == [WorkerCommand.SYNC_WEIGHTS, WorkerCommand.SAVE_REPLAY]
         assert run_state == RunState.PAUSED
-        assert 0 <= coordinator_age < 30
         assert rt.control.pending(1) == []
         assert rt.heartbeats.last(1) > old and rt.heartbeats.age(1) < 30
         ages = rt.heartbeats.ages()
         assert ages.shape == (2,) and ages[1] <= ages[0]
 
         snap = rt.stats.snapshot()
-        assert snap["pid"][1] == child.pid and snap["state"][1] == WorkerState.PAUSED
+        assert snap["pid"][1] == child.pid and rt.stats.state(1) is WorkerState.PAUSED
         assert (snap["steps"][1], snap["x_pos"][1], snap["epsilon"][1]) == (1234, 567, 0.25)
         assert snap["frame_version"][1] == 1 and snap["frame_version"][0] == 0
         assert snap["steps"][0] == 0
@@ -571,7 +572,7 @@ def test_runtime_spec_is_small_and_picklable() -> None:
         assert len(blob) < 2000
         spec = pickle.loads(blob)
         assert spec == rt.spec and spec.metric_names == ("loss", "q_mean", "batch_size", "td_error")
-        assert len(rt.segment_names) == 6
+        assert len(rt.segment_names) == 7  # no target network asked for: no targets broadcast
         seg = attach(spec, 3)
         seg.gradients.write(np.zeros(1000, np.float32), 0, {"td_error": 2.0})
         (p,) = rt.gradients.poll(copy=True)
@@ -582,3 +583,56 @@ def test_runtime_spec_is_small_and_picklable() -> None:
             attach(spec, 4)
     assert rt.closed
     assert not any(Path(SHM_DIR / n).exists() for n in rt.spec.segment_names)
+
+
+# --------------------------------------------------------------------------- episode stream
+def _append_episodes(rings: EpisodeRings, worker_id: int, first: int, count: int) -> None:
+    for k in range(first, first + count):
+        rings.append(worker_id, reward=float(k), x_pos=k, length=k + 1, flag=k % 7 == 0, world=1, stage=1)
+
+
+def test_episode_stream_counts_every_episode_and_keeps_their_order() -> None:
+    with EpisodeRings.create(2) as rings:
+        reader = EpisodeReader(rings)
+        _append_episodes(rings, 1, 0, 3)  # three episodes end between two polls
+        batch = reader.read_new()
+        assert [(e.worker_id, e.x_pos, e.length, e.flag) for e in batch.episodes] == [
+            (1, 0, 1, True), (1, 1, 2, False), (1, 2, 3, False)]
+        assert batch.lost == 0 and reader.read_new().episodes == []
+        _append_episodes(rings, 0, 100, RING + 5)  # the reader fell more than a ring behind
+        batch = reader.read_new()
+        assert batch.lost == 5 and [e.x_pos for e in batch.episodes] == list(range(105, 100 + RING + 5))
+        # a restarted worker attaches and continues its predecessor's count: nothing is read twice
+        again = EpisodeRings.attach(rings.spec)
+        _append_episodes(again, 0, 500, 1)
+        again.close()
+        assert [e.x_pos for e in reader.read_new().episodes] == [500]
+
+
+def _child_append_episodes(spec: Any, count: int) -> None:
+    rings = EpisodeRings.attach(spec)
+    for k in range(count):
+        _append_episodes(rings, 0, k, 1)
+        if k % 16 == 0:
+            time.sleep(0.001)
+    rings.close()
+
+
+def test_episode_stream_across_processes_loses_no_count(spawn: Callable[..., Any]) -> None:
+    """A writer process appending faster than the reader polls: every episode is counted, none twice, in order."""
+    total = 3 * RING
+    with EpisodeRings.create(1) as rings:
+        reader = EpisodeReader(rings)
+        child = spawn(_child_append_episodes, rings.spec, total)
+        seen: list[int] = []
+        lost = 0
+        deadline = time.monotonic() + 30
+        while len(seen) + lost < total and time.monotonic() < deadline:
+            batch = reader.read_new()
+            assert all(e.reward == e.x_pos and e.length == e.x_pos + 1 for e in batch.episodes)  # no torn record
+            seen += [e.x_pos for e in batch.episodes]
+            lost += batch.lost
+            time.sleep(0.002)
+        _join_ok(child)
+        assert len(seen) + lost == total
+        assert seen == sorted(set(seen)) and all(0 <= x < total for x in seen)

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from mario_tui.engine.supervisor import RestartPolicy, Supervisor, WorkerState, last_error_line
+from mario_tui.engine.protocol import WorkerState
+from mario_tui.engine.supervisor import RestartPolicy, Supervisor, last_error_line
 
 
 def crash_with_error(log_path: str) -> None:

@@ -104,6 +104,9 @@ class DuelingDDQN(nn.Module):
     def sync_target(self) -> None:
         self.target.load_state_dict(self.online.state_dict())
 
+    def target_parameters(self) -> Iterator[nn.Parameter]:
+        return self.target.parameters()
+
     @torch.no_grad()
     def soft_update_target(self, tau: float) -> None:
         """Polyak averaging: target ← (1 - tau) · target + tau · online."""

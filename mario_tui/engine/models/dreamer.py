@@ -247,6 +247,9 @@ class DreamerModel(nn.Module):
     def sync_target(self) -> None:
         self.slow_critic.load_state_dict(self.critic.state_dict())
 
+    def target_parameters(self) -> Iterator[nn.Parameter]:
+        return self.slow_critic.parameters()
+
     @torch.no_grad()
     def soft_update_target(self, tau: float) -> None:
         """Polyak averaging: slow critic ← (1 - tau) · slow critic + tau · critic."""

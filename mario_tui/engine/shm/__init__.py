@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .control import MAX_COMMANDS, ControlBlock, ControlSpec, RunState, WorkerCommand
+from ..protocol import RunState, WorkerCommand, WorkerState
+from .control import MAX_COMMANDS, ControlBlock, ControlSpec
+from .episodes import RING, Episode, EpisodeBatch, EpisodeReader, EpisodeRings, EpisodeRingSpec
 from .gradients import (
     DEFAULT_METRIC_NAMES,
     EMPTY,
@@ -48,7 +50,7 @@ from .segments import (
     parse_segment_name,
     unlink_segment,
 )
-from .stats import STAT_FIELDS, STATS_DTYPE, WorkerState, WorkerStats, WorkerStatsSpec
+from .stats import STAT_FIELDS, STATS_DTYPE, WorkerStats, WorkerStatsSpec
 from .waiting import Backoff
 from .weights import WeightsBroadcast, WeightsSpec
 
@@ -60,12 +62,18 @@ __all__ = [
     "MAX_METRICS",
     "PREFIX",
     "READY",
+    "RING",
     "STATS_DTYPE",
     "STAT_FIELDS",
     "WRITING",
     "Backoff",
     "ControlBlock",
     "ControlSpec",
+    "Episode",
+    "EpisodeBatch",
+    "EpisodeReader",
+    "EpisodeRingSpec",
+    "EpisodeRings",
     "GradientPacket",
     "GradientPool",
     "GradientPoolSpec",
@@ -96,6 +104,9 @@ __all__ = [
 ]
 
 
+_PARTS = ("gradients", "weights", "heartbeats", "stats", "previews", "control", "episodes", "targets")
+
+
 @dataclass(frozen=True)
 class RuntimeSpec:
     """Everything a worker needs to attach to a run's segments (picklable, a few hundred bytes)."""
@@ -108,6 +119,9 @@ class RuntimeSpec:
     stats: WorkerStatsSpec
     preview: PreviewSpec
     control: ControlSpec
+    episodes: EpisodeRingSpec
+    targets: WeightsSpec | None
+    """The target network's weights (None: the model has none), published when the coordinator changes them."""
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -122,6 +136,8 @@ class RuntimeSpec:
             self.stats.name,
             self.preview.name,
             self.control.name,
+            self.episodes.name,
+            *((self.targets.name,) if self.targets is not None else ()),
         )
 
 
@@ -134,6 +150,8 @@ class RuntimeSegments:
     stats: WorkerStats
     previews: PreviewFrames
     control: ControlBlock
+    episodes: EpisodeRings
+    targets: WeightsBroadcast | None
 
     def __init__(
         self,
@@ -141,6 +159,7 @@ class RuntimeSegments:
         numel: int,
         metric_names: Sequence[str] = DEFAULT_METRIC_NAMES,
         *,
+        target_numel: int = 0,
         slots_per_worker: int = 2,
         cleanup_stale: bool = True,
     ) -> None:
@@ -156,6 +175,8 @@ class RuntimeSegments:
             self.stats = WorkerStats.create(num_workers, owner=g)
             self.previews = PreviewFrames.create(num_workers, owner=g)
             self.control = ControlBlock.create(num_workers, owner=g)
+            self.episodes = EpisodeRings.create(num_workers, owner=g)
+            self.targets = WeightsBroadcast.create(target_numel, owner=g) if target_numel > 0 else None
         except BaseException:
             self.close()
             raise
@@ -168,6 +189,8 @@ class RuntimeSegments:
             self.stats.spec,
             self.previews.spec,
             self.control.spec,
+            self.episodes.spec,
+            self.targets.spec if self.targets is not None else None,
         )
 
     @classmethod
@@ -177,11 +200,13 @@ class RuntimeSegments:
         numel: int,
         metric_names: Sequence[str] = DEFAULT_METRIC_NAMES,
         *,
+        target_numel: int = 0,
         slots_per_worker: int = 2,
         cleanup_stale: bool = True,
     ) -> RuntimeSegments:
         """Remove segments left by dead runs (unless told not to), then create this run's."""
-        return cls(num_workers, numel, metric_names, slots_per_worker=slots_per_worker, cleanup_stale=cleanup_stale)
+        return cls(num_workers, numel, metric_names, target_numel=target_numel, slots_per_worker=slots_per_worker,
+                   cleanup_stale=cleanup_stale)
 
     @property
     def segment_names(self) -> tuple[str, ...]:
@@ -193,7 +218,7 @@ class RuntimeSegments:
 
     def close(self) -> None:
         """Unmap and unlink everything (idempotent). Workers keep their mappings until they close them."""
-        for name in ("gradients", "weights", "heartbeats", "stats", "previews", "control"):
+        for name in _PARTS:
             part = self.__dict__.get(name)
             if part is not None:
                 part.close()
@@ -215,6 +240,8 @@ class WorkerSegments:
     stats: WorkerStats
     previews: PreviewFrames
     control: ControlBlock
+    episodes: EpisodeRings
+    targets: WeightsBroadcast | None
 
     def __init__(self, spec: RuntimeSpec, worker_id: int) -> None:
         if not 0 <= worker_id < spec.num_workers:
@@ -228,6 +255,8 @@ class WorkerSegments:
             self.stats = WorkerStats.attach(spec.stats)
             self.previews = PreviewFrames.attach(spec.preview)
             self.control = ControlBlock.attach(spec.control)
+            self.episodes = EpisodeRings.attach(spec.episodes)
+            self.targets = WeightsBroadcast.attach(spec.targets) if spec.targets is not None else None
         except BaseException:
             self.close()
             raise
@@ -247,7 +276,7 @@ class WorkerSegments:
 
     def close(self) -> None:
         """Unmap (idempotent); the coordinator owns unlinking."""
-        for name in ("gradients", "weights", "heartbeats", "stats", "previews", "control"):
+        for name in _PARTS:
             part = self.__dict__.get(name)
             if part is not None:
                 part.close()

@@ -8,13 +8,13 @@ between "set" and "clear".
 
 from __future__ import annotations
 
-import enum
 import os
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..protocol import RunState, WorkerCommand
 from .base import ShmStruct
 from .layout import LAYOUT_VERSION, magic, view
 from .segments import SegmentGroup
@@ -23,21 +23,6 @@ CONTROL_MAGIC = magic("MTUICTRL")
 MAX_COMMANDS = 8
 _HEADER_WORDS = 16
 _C_MAGIC, _C_LAYOUT, _C_WORKERS, _C_RUN_STATE, _C_PREVIEW, _C_COORD_PID = range(6)
-
-
-class RunState(enum.IntEnum):
-    RUNNING = 0
-    PAUSED = 1
-    STOPPING = 2
-
-
-class WorkerCommand(enum.IntEnum):
-    """Per-worker requests (at most MAX_COMMANDS kinds)."""
-
-    RESTART = 0  # reset the environment / start a fresh episode
-    STOP = 1  # finish the current step and exit cleanly
-    RESET_STATS = 2  # zero the worker's counters and bests
-    SYNC_WEIGHTS = 3  # pull weights now, even mid-episode
 
 
 def _command(i: int) -> WorkerCommand | int:

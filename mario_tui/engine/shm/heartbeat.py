@@ -1,4 +1,4 @@
-"""Liveness: one float64 `time.monotonic()` timestamp per worker, plus one for the coordinator.
+"""Liveness: one float64 `time.monotonic()` timestamp per worker (workers watch the coordinator by its pid).
 
 `time.monotonic()` is CLOCK_MONOTONIC, system-wide on Linux, so timestamps written by one process compare
 with another's clock. An aligned float64 store is a single instruction, so a reader never sees half a value.
@@ -43,11 +43,11 @@ class HeartbeatsSpec:
 
     @property
     def size(self) -> int:
-        return _HEADER_WORDS * 8 + (self.num_workers + 1) * 8
+        return _HEADER_WORDS * 8 + self.num_workers * 8
 
 
 class Heartbeats(ShmStruct):
-    """Per-worker last-beat timestamps; slot `num_workers` is the coordinator's (so workers can spot an orphaning)."""
+    """Per-worker last-beat timestamps."""
 
     def __init__(self) -> None:
         raise TypeError("use Heartbeats.create(num_workers) or Heartbeats.attach(spec)")
@@ -70,7 +70,7 @@ class Heartbeats(ShmStruct):
 
     def _map(self, buf: memoryview) -> None:
         self._header = view(buf, np.int64, _HEADER_WORDS, 0)
-        self._t = view(buf, np.float64, self.spec.num_workers + 1, _HEADER_WORDS * 8)
+        self._t = view(buf, np.float64, self.spec.num_workers, _HEADER_WORDS * 8)
 
     def _drop_views(self) -> None:
         self._header = self._t = None  # type: ignore[assignment]
@@ -94,13 +94,7 @@ class Heartbeats(ShmStruct):
 
     def ages(self, now: float | None = None) -> np.ndarray:
         """Seconds since each worker last beat (float64[num_workers], a copy)."""
-        return (time.monotonic() if now is None else now) - self._t[: self.spec.num_workers]
-
-    def beat_coordinator(self, t: float | None = None) -> None:
-        self._t[self.spec.num_workers] = time.monotonic() if t is None else t
-
-    def coordinator_age(self, now: float | None = None) -> float:
-        return (time.monotonic() if now is None else now) - float(self._t[self.spec.num_workers])
+        return (time.monotonic() if now is None else now) - self._t
 
     def _check(self, worker_id: int) -> int:
         if not 0 <= worker_id < self.spec.num_workers:

@@ -15,7 +15,7 @@ import numpy as np
 
 CACHE_LINE = 64
 PAGE = 4096
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 
 def align(n: int, to: int = CACHE_LINE) -> int:

@@ -8,13 +8,13 @@ record's seq odd; `snapshot()` then returns that record as it is rather than wai
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..protocol import WorkerState
 from .base import ShmStruct
 from .layout import LAYOUT_VERSION, magic, view
 from .segments import SegmentGroup
@@ -22,19 +22,6 @@ from .waiting import Backoff
 
 STATS_MAGIC = magic("MTUISTAT")
 _HEADER_WORDS = 8
-
-
-class WorkerState(enum.IntEnum):
-    """The `state` field of a stats record."""
-
-    IDLE = 0
-    STARTING = 1
-    RUNNING = 2
-    PAUSED = 3
-    STOPPING = 4
-    STOPPED = 5
-    ERROR = 6
-    DEAD = 7
 
 
 STATS_DTYPE = np.dtype(
@@ -57,10 +44,6 @@ STATS_DTYPE = np.dtype(
         ("learn_time_frac", np.float64),
         ("wait_time_frac", np.float64),
         ("frame_version", np.int64),
-        # the last finished episode, so the coordinator can record one row per episode for the plots
-        ("last_x_pos", np.int64),
-        ("last_length", np.int64),
-        ("last_flag", np.int64),
         ("act_time_frac", np.float64),
     ]
 )
@@ -114,13 +97,16 @@ class WorkerStats(ShmStruct):
         return self.spec.num_workers
 
     def update(self, worker_id: int, **fields: Any) -> None:
-        """Set some fields of record `worker_id` together (a few µs). Unknown field names raise KeyError."""
+        """Set some fields of record `worker_id` together (a few µs); `state` takes a `WorkerState`. Unknown field
+        names raise KeyError."""
         if not 0 <= worker_id < self.spec.num_workers:
             raise IndexError(f"worker_id {worker_id} out of range 0..{self.spec.num_workers - 1}")
         columns = self._columns
         for name in fields:
             if name not in columns or name == "update_seq":
                 raise KeyError(f"unknown stats field {name!r}; fields: {STAT_FIELDS}")
+        if isinstance(fields.get("state"), WorkerState):
+            fields["state"] = fields["state"].code
         seq = int(self._seq[worker_id])
         self._seq[worker_id] = seq + 1
         for name, value in fields.items():
@@ -144,6 +130,10 @@ class WorkerStats(ShmStruct):
             idx = np.flatnonzero(torn)
             out[idx] = self._records[idx]
         return out  # a record whose writer died mid-update: returned as last written
+
+    def state(self, worker_id: int) -> WorkerState:
+        """What worker `worker_id` last reported about itself."""
+        return WorkerState.from_code(int(self._columns["state"][worker_id]))
 
     def record(self, worker_id: int) -> dict[str, int | float]:
         """One worker's fields as a dict (from a consistent snapshot)."""

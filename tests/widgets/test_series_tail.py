@@ -7,7 +7,7 @@ from collections import deque
 
 import numpy as np
 
-from mario_tui.screens.dashboard import SeriesTail, metric_value
+from mario_tui.widgets.series_tail import SeriesTail, metric_value
 
 
 def test_series_tail_reads_only_new_items_and_follows_a_capped_deque():

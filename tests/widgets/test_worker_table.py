@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
-from mario_tui.screens.dashboard import WorkerTable
+from mario_tui.widgets.worker_table import WorkerTable
 
 
 class TableApp(App):

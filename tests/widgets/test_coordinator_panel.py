@@ -7,7 +7,7 @@ import math
 from textual.app import App, ComposeResult
 from textual.geometry import Region
 
-from mario_tui.screens.dashboard import PANEL_WIDTH, CoordinatorPanel
+from mario_tui.widgets.coordinator_panel import PANEL_WIDTH, CoordinatorPanel
 
 STATS = {"updates": 120, "updates_per_s": 1.1, "frames_per_s": 151.0, "episodes": 6, "best_x_pos": 1136,
          "lr": 2.5e-4, "grad_norm": 1186.5, "grads_applied": 120, "dropped_stale": 0, "dropped_nonfinite": 0,
