@@ -49,6 +49,17 @@ class RestartPolicy:
     def delay(self, recent_crashes: int) -> float:
         return min(self.max_delay, self.base_delay * 2 ** max(recent_crashes - 1, 0))
 
+    def recent(self, crash_times: list[float], now: float) -> int:
+        return sum(1 for t in crash_times if now - t <= self.window)
+
+    def gives_up(self, recent_crashes: int) -> bool:
+        return recent_crashes >= self.max_crashes
+
+    def failed_line(self, worker_id: int, why: str, recent_crashes: int, run_goes_on: bool) -> str:
+        goes_on = " (the run goes on)" if run_goes_on else ""
+        return (f"worker {worker_id} failed: {why}; {recent_crashes} crashes in {self.window / 60:.0f} min, "
+                f"not restarting it again{goes_on}")
+
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[w\d+\] ")
 
@@ -186,13 +197,11 @@ class Supervisor:
         error = last_error_line(self._worker_log(record.worker_id))
         record.last_error = error or why
         record.crash_times.append(now)
-        recent = sum(1 for t in record.crash_times if now - t <= self.policy.window)
+        recent = self.policy.recent(record.crash_times, now)
         detail = f" ({error})" if error else ""
-        if recent >= self.policy.max_crashes:
+        if self.policy.gives_up(recent):
             record.state = WorkerState.FAILED
-            goes_on = " (the run goes on)" if not self.all_failed() else ""
-            self._log(f"worker {record.worker_id} failed: {why}{detail}; {recent} crashes in "
-                      f"{self.policy.window / 60:.0f} min, not restarting it again{goes_on}")
+            self._log(self.policy.failed_line(record.worker_id, why + detail, recent, not self.all_failed()))
             return
         delay = self.policy.delay(recent)
         record.state = WorkerState.DEAD

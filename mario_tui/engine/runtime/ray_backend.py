@@ -402,14 +402,12 @@ class RayRuntime:
         actor.loop_started = False
         actor.last_error = why
         actor.crash_times.append(now)
-        recent = sum(1 for t in actor.crash_times if now - t <= self.policy.window)
-        if recent >= self.policy.max_crashes:
+        recent = self.policy.recent(actor.crash_times, now)
+        if self.policy.gives_up(recent):
             actor.state = WorkerState.FAILED
             with _suppress_ray_errors():
                 ray.kill(actor.handle, no_restart=True)
-            goes_on = "" if self.all_failed() else " (the run goes on)"
-            self._log(f"worker {actor.worker_id} failed: {why}; {recent} crashes in "
-                      f"{self.policy.window / 60:.0f} min, not restarting it again{goes_on}")
+            self._log(self.policy.failed_line(actor.worker_id, why, recent, not self.all_failed()))
             return
         delay = self.policy.delay(recent)
         actor.state = WorkerState.DEAD
