@@ -232,3 +232,46 @@ def test_dreamer_trains_through_the_same_runtime_and_resumes(tmp_path, runs):
     wait_for(resumed.done.is_set, 180, "dreamer updates after resume")
     resumed.stop()
     assert load_checkpoint(run.paths.checkpoint)["counters"]["updates"] >= 12
+
+
+
+def read_until_closed(runtime, started, errors: list[BaseException]) -> None:
+    """What the dashboard does each refresh, over and over, until the runtime is closed."""
+    try:
+        while True:
+            started.set()
+            runtime.set_preview_worker(1)
+            frame = runtime.read_preview(1, 0)
+            assert frame is None or int(frame[1][0, 0, 0]) == 3
+            assert int(runtime.stats()["steps"][1]) == 7
+            assert runtime.heartbeat_ages().shape == (2,)
+            if runtime.closed:
+                return
+    except BaseException as error:  # noqa: BLE001 - handed to the test's thread
+        errors.append(error)
+
+
+def test_the_apps_reads_race_the_runs_close_without_an_error(tmp_path):
+    """The dashboard reads the preview and the figures on its own thread while the run's thread closes the
+    segments (found in CI: an IndexError from a preview read half-way through a close)."""
+    import multiprocessing
+    import threading
+
+    from mario_tui.engine.runtime.local import LocalRuntime
+
+    for _ in range(20):
+        runtime = LocalRuntime(2, 64, ["loss"], target_numel=0, ctx=multiprocessing.get_context("spawn"),
+                               target=lambda spec: None, worker_spec=lambda i, n, link: None,
+                               heartbeat_timeout=10.0, log=lambda line: None, run_root=str(tmp_path))
+        runtime.segments.stats.update(1, steps=7)
+        runtime.segments.previews.write(1, np.full(shm.FRAME_SHAPE, 3, np.uint8))
+        errors: list[BaseException] = []
+        started = threading.Event()
+        reader = threading.Thread(target=read_until_closed, args=(runtime, started, errors))
+        reader.start()
+        started.wait(5)
+        runtime.close()
+        reader.join(5)
+        assert not errors, errors
+        assert runtime.read_preview(1, 0) is None
+        assert int(runtime.stats()["steps"][1]) == 7  # the last figures stay readable

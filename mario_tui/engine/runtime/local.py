@@ -8,6 +8,7 @@ and target weights through seqlocked broadcasts, episodes through per-worker rin
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ class LocalRuntime:
                  worker_log: Callable[[int], Path | None] = lambda i: None) -> None:
         self.num_workers = num_workers
         self.segments = shm.RuntimeSegments.create(num_workers, numel, metric_names, target_numel=target_numel)
+        self._close_lock = threading.Lock()  # the app's thread reads figures while the run's thread closes
+        self._last_stats: np.ndarray | None = None
         try:
             if self.segments.removed_stale:
                 log(f"removed {len(self.segments.removed_stale)} shared-memory segments left by a dead run")
@@ -196,10 +199,19 @@ class LocalRuntime:
         return self._episodes.read_new()
 
     def stats(self) -> np.ndarray:
-        return self.segments.stats.snapshot()
+        """The workers' figures; after `close`, the last ones read (the segments are gone)."""
+        with self._close_lock:
+            if not self.segments.closed:
+                self._last_stats = self.segments.stats.snapshot()
+            elif self._last_stats is None:
+                self._last_stats = np.zeros(self.num_workers, shm.STATS_DTYPE)
+            return self._last_stats.copy()
 
     def heartbeat_ages(self) -> np.ndarray:
-        return self.segments.heartbeats.ages()
+        with self._close_lock:
+            if self.segments.closed:
+                return np.zeros(self.num_workers)
+            return self.segments.heartbeats.ages()
 
     def set_run_state(self, state: RunState) -> None:
         self.segments.control.run_state = state
@@ -211,14 +223,20 @@ class LocalRuntime:
         self.segments.control.request(worker_id, command)
 
     def set_preview_worker(self, worker_id: int) -> None:
-        if not self.segments.closed:
-            self.segments.control.preview_worker = worker_id
+        with self._close_lock:
+            if not self.segments.closed:
+                self.segments.control.preview_worker = worker_id
 
     def read_preview(self, worker_id: int, current_version: int) -> tuple[int, np.ndarray] | None:
-        if self.segments.closed:
-            return None
-        return self.segments.previews.read_if_newer(worker_id, current_version)
+        with self._close_lock:
+            if self.segments.closed or not 0 <= worker_id < self.num_workers:
+                return None
+            return self.segments.previews.read_if_newer(worker_id, current_version)
 
     def close(self) -> None:
-        self.segments.close()
+        """Release the segments; waits for a read the app's thread is making (they see `closed` after)."""
+        with self._close_lock:
+            if not self.segments.closed:
+                self._last_stats = self.segments.stats.snapshot()
+            self.segments.close()
 
