@@ -99,6 +99,11 @@ def test_a_run_trains_checkpoints_resumes_counts_every_episode_and_leaves_no_pro
     # every episode a worker finished is counted once (the episode stream), none lost between two polls
     assert run.coordinator.counters.episodes == sum(r.episodes for r in rows) > 0
     assert len(run.episodes) == run.coordinator.counters.episodes
+    # no gradient is applied twice: every one the coordinator took (applied or dropped) a worker sent once; those
+    # still in flight when the coordinator stopped first are never taken
+    counters = run.coordinator.counters
+    taken = counters.grads_applied + counters.dropped_stale + counters.dropped_nonfinite
+    assert 0 < taken <= sum(r.grads_sent for r in rows), (counters, [r.grads_sent for r in rows])
     first = load_checkpoint(run.paths.checkpoint)
     assert first["counters"]["updates"] >= 20
     csv_rows = len(read_csv(run.paths.csv))
