@@ -202,9 +202,9 @@ class LocalRuntime:
         """The workers' figures; after `close`, the last ones read (the segments are gone)."""
         with self._close_lock:
             if not self.segments.closed:
-                self._last_stats = self.segments.stats.snapshot()
-            elif self._last_stats is None:
-                self._last_stats = np.zeros(self.num_workers, shm.STATS_DTYPE)
+                return self.segments.stats.snapshot()  # a copy already: the coordinator polls it each pass
+            if self._last_stats is None:
+                return np.zeros(self.num_workers, shm.STATS_DTYPE)
             return self._last_stats.copy()
 
     def heartbeat_ages(self) -> np.ndarray:
