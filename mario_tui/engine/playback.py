@@ -32,6 +32,7 @@ from PIL import Image
 from mario_tui.engine.checkpoint import CheckpointError, load_checkpoint, load_weights
 from mario_tui.engine.config import ConfigError, RunConfig, all_stages, parse_level_spec
 from mario_tui.engine.env import action_meanings, current_rgb_frame, make_env, num_actions
+from mario_tui.engine.evaluate import StallCutoff
 from mario_tui.engine.fileio import atomic_writer
 from mario_tui.engine.models.base import Model
 from mario_tui.engine.registry import build_model
@@ -98,10 +99,14 @@ class EpisodeRecording:
     """Agent steps played (len(frames) - 1)."""
     epsilon: float = 0.0
     seed: int = 0
+    stalled: int = 0
+    """Above 0: the episode was cut after this many agent steps without a new max x (the agent stood still)."""
 
     def summary(self) -> str:
         """One line for the UI."""
         outcome = "reached the flag" if self.flag else "no flag"
+        if self.stalled:
+            outcome += f", stopped after {self.stalled} steps without progress"
         exploring = f", epsilon {self.epsilon:g}" if self.epsilon else ""
         return (f"{self.run_name} on {self.level}: {self.steps} steps, return {self.total_return:.1f}, "
                 f"max x {self.max_x_pos}, {outcome}{exploring}")
@@ -184,11 +189,13 @@ def resolve_level(spec: str, seed: int = 0) -> str:
 
 # --- playing ------------------------------------------------------------------------------------------------
 
-def _check_options(epsilon: float, max_steps: int) -> None:
+def _check_options(epsilon: float, max_steps: int, stall_steps: int = 0) -> None:
     if not 0.0 <= epsilon <= 1.0:
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
     if max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+    if stall_steps < 0:
+        raise ValueError(f"stall_steps must be 0 (never) or more, got {stall_steps}")
 
 
 @torch.no_grad()
@@ -209,16 +216,18 @@ def _act(model: Model, obs: Any, epsilon: float) -> tuple[int, np.ndarray]:
 
 
 def play_episode(checkpoint: str | Path, level: str | None = None, epsilon: float = 0.0, max_steps: int = 2000,
-                 seed: int = 0, on_progress: Callable[[int], None] | None = None) -> EpisodeRecording:
+                 seed: int = 0, on_progress: Callable[[int], None] | None = None,
+                 stall_steps: int = 0) -> EpisodeRecording:
     """Play one episode in this process and record it.
 
     `level` defaults to the run's level (see `resolve_level` for `random` and lists). `epsilon` is the chance of
     a uniformly random action per step: 0 is greedy for DDQN (a stochastic policy such as Dreamer's still
     samples); a little (0.05) gets a deterministic agent unstuck. The episode ends at death, the flag, time-up
-    or after `max_steps` steps. `seed` seeds the env, a `random` level and the model's random choices, so the
+    after `max_steps` steps, or (`stall_steps` > 0) when max x has not advanced for `stall_steps` steps, as
+    `--eval` cuts a stuck agent. `seed` seeds the env, a `random` level and the model's random choices, so the
     same arguments give the same recording. `on_progress(steps)` is called after each step.
     """
-    _check_options(epsilon, max_steps)
+    _check_options(epsilon, max_steps, stall_steps)
     path = checkpoint_file(checkpoint)
     # building a model initialises weights and Dreamer samples its latents with torch's global RNG: seed it,
     # for this call only, so the same arguments replay the same episode and the caller's torch RNG is untouched
@@ -229,24 +238,26 @@ def play_episode(checkpoint: str | Path, level: str | None = None, epsilon: floa
         names = action_meanings(config.actions)
         env = make_env(config.replace(level=stage), seed=seed, render_rgb=True)
         try:
-            frames, total_return, flag = _record(env, model, names, epsilon, max_steps, seed, on_progress)
+            frames, total_return, flag, stalled = _record(env, model, names, epsilon, max_steps, stall_steps, seed,
+                                                          on_progress)
         finally:
             env.close()
     return EpisodeRecording(frames=frames, action_names=names, level=stage, run_name=path.resolve().parent.name,
                             checkpoint=str(path), total_return=total_return,
                             max_x_pos=max(f.x_pos for f in frames), flag=flag, steps=len(frames) - 1,
-                            epsilon=epsilon, seed=seed)
+                            epsilon=epsilon, seed=seed, stalled=stall_steps if stalled else 0)
 
 
-def _record(env: Any, model: Model, names: list[str], epsilon: float, max_steps: int, seed: int,
-            on_progress: Callable[[int], None] | None) -> tuple[list[EpisodeFrame], float, bool]:
-    """The episode loop of `play_episode`: (frames, total return, reached the flag)."""
+def _record(env: Any, model: Model, names: list[str], epsilon: float, max_steps: int, stall_steps: int, seed: int,
+            on_progress: Callable[[int], None] | None) -> tuple[list[EpisodeFrame], float, bool, bool]:
+    """The episode loop of `play_episode`: (frames, total return, reached the flag, cut for standing still)."""
     obs, info = env.reset(seed=seed)
     model.reset_state(1)
     no_values = np.full(len(names), np.nan, dtype=np.float32)
     frames = [EpisodeFrame.from_rgb(current_rgb_frame(env), -1, START_ACTION_NAME, no_values, 0.0,
                                     info["x_pos"], info["world"], info["stage"])]
-    total_return, flag = 0.0, False
+    total_return, flag, stalled = 0.0, False, False
+    stall = StallCutoff(stall_steps, int(info["x_pos"]))
     for step in range(1, max_steps + 1):
         action, values = _act(model, obs, epsilon)
         obs, reward, terminated, truncated, info = env.step(action)
@@ -258,7 +269,10 @@ def _record(env: Any, model: Model, names: list[str], epsilon: float, max_steps:
             on_progress(step)
         if terminated or truncated:
             break
-    return frames, total_return, flag
+        if stall.update(int(info["x_pos"])):
+            stalled = True
+            break
+    return frames, total_return, flag, stalled
 
 
 # --- the background process -------------------------------------------------------------------------------
@@ -305,11 +319,12 @@ class PlaybackJob:
     """
 
     def __init__(self, checkpoint: str | Path, level: str | None = None, epsilon: float = 0.0,
-                 max_steps: int = 2000, seed: int = 0) -> None:
+                 max_steps: int = 2000, seed: int = 0, stall_steps: int = 0) -> None:
         self.checkpoint = checkpoint
         self.level = level
         self.epsilon = epsilon
         self.max_steps = max_steps
+        self.stall_steps = stall_steps
         self.seed = seed
         self._process: mp.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -320,7 +335,7 @@ class PlaybackJob:
         """Validate the options and the checkpoint here (CheckpointError / ConfigError / ValueError), then spawn."""
         if self._process is not None:
             raise RuntimeError("this PlaybackJob was already started")
-        _check_options(self.epsilon, self.max_steps)
+        _check_options(self.epsilon, self.max_steps, self.stall_steps)
         path = checkpoint_file(self.checkpoint)
         config, _model = load_policy(path)
         resolve_level(config.level if self.level is None else self.level, self.seed)
@@ -332,7 +347,7 @@ class PlaybackJob:
         self._progress = ctx.Value("i", 0, lock=False)  # one int written by one process: no lock needed
         receiver, sender = ctx.Pipe(duplex=False)
         args = {"checkpoint": str(path), "level": self.level, "epsilon": self.epsilon,
-                "max_steps": self.max_steps, "seed": self.seed}
+                "max_steps": self.max_steps, "seed": self.seed, "stall_steps": self.stall_steps}
         self._process = ctx.Process(target=_child_main, args=(args, sender, self._progress, os.getpid()),
                                     name="mario-tui-playback", daemon=True)
         self._process.start()

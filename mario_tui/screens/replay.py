@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Header, Input, Label, Select, Static
 
+from mario_tui.engine.config import RunConfig
 from mario_tui.engine.errors import CheckpointError
 from mario_tui.engine.runs import BEST_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, list_runs
 from mario_tui.textual_fixes import PrunedFooter
@@ -192,7 +193,8 @@ class ReplayScreen(Screen):
         from mario_tui.engine.playback import PlaybackError, PlaybackJob
 
         try:
-            job = PlaybackJob(path, level=level, epsilon=epsilon)
+            # a stuck agent's episode ends as `--eval` ends it, not after 2,000 steps of standing at a pipe
+            job = PlaybackJob(path, level=level, epsilon=epsilon, stall_steps=RunConfig.eval_stall_steps)
             self._job = job
             job.start()
             if not self._open():  # closed while the process was being started: on_unmount's cancel came too early

@@ -97,6 +97,19 @@ def test_epsilon_explores_and_reports_progress(weights):
     assert all(np.isfinite(f.q_values).all() for f in rec.frames[1:])  # values shown even for random steps
 
 
+def test_a_stuck_agent_is_cut_after_stall_steps_without_a_new_max_x(weights):
+    # on 4-1 this untrained greedy policy runs right into the first pipe and stays there
+    cut = play_episode(weights, level="4-1", max_steps=300, stall_steps=30, seed=0)
+    whole = play_episode(weights, level="4-1", max_steps=300, seed=0)
+    assert cut.stalled == 30 and "30 steps without progress" in cut.summary()
+    assert whole.stalled == 0 and "without progress" not in whole.summary() and cut.steps < whole.steps
+    assert max(f.x_pos for f in cut.frames[:-30]) == cut.max_x_pos  # the last 30 steps found no new max x
+    assert max(f.x_pos for f in whole.frames[cut.steps + 1:]) <= cut.max_x_pos  # nor would the steps cut off
+    assert [f.packed_rgb for f in cut.frames] == [f.packed_rgb for f in whole.frames[:cut.steps + 1]]
+    with pytest.raises(ValueError, match="stall_steps"):
+        play_episode(weights, stall_steps=-1)
+
+
 def test_level_resolution():
     assert resolve_level("4-2") == "4-2"
     assert resolve_level("3-1,1-2") == "3-1"
