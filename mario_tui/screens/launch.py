@@ -203,8 +203,6 @@ class LaunchScreen(Screen):
         batch = self.unmounted_rows[:ADVANCED_ROWS_PER_BATCH]
         rows = [OptionRow(name, self.unmounted_value(name)) for name in batch]
         await self.query_one("#advanced", Collapsible).query_one(Collapsible.Contents).mount_all(rows)
-        if not self.query("#launch"):  # the screen went while the rows mounted (a run launched at once)
-            return
         del self.unmounted_rows[:len(batch)]
         if self.unmounted_rows:
             self.call_after_refresh(self._mount_advanced_rows)
