@@ -147,13 +147,21 @@ def wait_for(run: Any, deadline: float) -> None:
 
 
 def train_mario(system: str, seed: int, times: Sequence[float], out: Path,
-                overrides: dict[str, str] | None = None) -> Training:
-    """Drive the engine's `Run` as a front end does: start, checkpoint at the curve points, stop at the budget."""
+                overrides: dict[str, str] | None = None) -> list[Training]:
+    """Drive the engine's `Run` as a front end does: start, checkpoint at the curve points, stop at the budget.
+
+    A run with `eval_ema` > 0 gives two systems from ONE training: `system` (its online weights, weights.pt) and
+    `system@ema` (the moving average, weights-ema.pt), so the average is compared with the very weights it
+    averages, on the same data."""
     from mario_tui.engine.session import Run
 
     t0 = time.monotonic()
-    run = Run(mario_config(system, seed, out, overrides))
-    snapshots: list[Snapshot] = []
+    config = mario_config(system, seed, out, overrides)
+    run = Run(config)
+    sources = {system: lambda: run.paths.weights}
+    if config.eval_ema > 0:
+        sources[f"{system}@ema"] = lambda: run.paths.ema_weights
+    snapshots: dict[str, list[Snapshot]] = {name: [] for name in sources}
     try:
         run.start()
         for point, at in enumerate(times):
@@ -161,13 +169,14 @@ def train_mario(system: str, seed: int, times: Sequence[float], out: Path,
             steps, elapsed = int(run.coordinator_stats()["env_steps"]), time.monotonic() - t0
             if not run.save_checkpoint():
                 raise RuntimeError(f"{run.name}: the checkpoint at {elapsed:.0f} s timed out")
-            path = snapshot_path(out, system, seed, point, ".pt")
-            shutil.copyfile(run.paths.weights, path)
-            snapshots.append(Snapshot(point, at / 60, elapsed, steps, str(path)))
+            for name, source in sources.items():
+                path = snapshot_path(out, name, seed, point, ".pt")
+                shutil.copyfile(source(), path)
+                snapshots[name].append(Snapshot(point, at / 60, elapsed, steps, str(path)))
     finally:
         run.stop()
-    last = snapshots[-1]
-    return Training(system, seed, last.agent_steps, last.elapsed_s, snapshots)
+    last = snapshots[system][-1]
+    return [Training(name, seed, last.agent_steps, last.elapsed_s, shots) for name, shots in snapshots.items()]
 
 
 # --- SB3 systems ---------------------------------------------------------------------------------------------
@@ -253,14 +262,13 @@ def train_sb3(system: str, seed: int, times: Sequence[float], out: Path) -> Trai
 
 
 def train(system: str, seed: int, times: Sequence[float], out: Path,
-          variants: dict[str, dict[str, str]] | None = None) -> Training:
-    """Train one system in a fresh process: no torch threads, memory or CUDA state carried from one to the next."""
+          variants: dict[str, dict[str, str]] | None = None) -> list[Training]:
+    """Train one system in a fresh process: no torch threads, memory or CUDA state carried from one to the next.
+    (Two trainings come back where one run is measured two ways: see `train_mario`.)"""
     with cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
         if is_mario(system):
-            job = pool.submit(train_mario, system, seed, list(times), out, (variants or {}).get(system))
-        else:
-            job = pool.submit(train_sb3, system, seed, list(times), out)
-        return job.result()
+            return pool.submit(train_mario, system, seed, list(times), out, (variants or {}).get(system)).result()
+        return [pool.submit(train_sb3, system, seed, list(times), out).result()]
 
 
 # --- evaluation ----------------------------------------------------------------------------------------------
@@ -577,14 +585,15 @@ def train_all(systems: Sequence[str], seeds: int, times: Sequence[float], out: P
     for seed in range(seeds):  # seeds outermost: a slow spell of the host hits every system alike
         for system in systems:
             try:
-                t = train(system, seed, times, out, variants)
+                done = train(system, seed, times, out, variants)
             except Exception as exc:  # noqa: BLE001 - report it, go on with the other systems
                 failures.append({"system": system, "seed": seed, "error": f"{type(exc).__name__}: {exc}"})
                 print(f"FAILED {system} seed {seed}: {failures[-1]['error']}", flush=True)
                 continue
+            t = done[0]
             print(f"trained {system} seed {seed}: {t.agent_steps:,} agent steps in {t.train_seconds:.0f} s "
                   f"({t.frames_per_s:.0f} frames/s)", flush=True)
-            trainings.append(t)
+            trainings.extend(done)
     return trainings, failures
 
 

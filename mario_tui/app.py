@@ -288,9 +288,12 @@ class MarioApp(App):
     def action_replay(self) -> None:
         from mario_tui.screens.replay import ReplayScreen
 
-        selected = self.current_run.paths.root if self.current_run is not None else None
-        run_dir = str(self.current_run.paths.root.parent) if self.current_run is not None else self.launch_run_dir()
-        self.push_screen(ReplayScreen(run_dir, selected=selected))
+        run = self.current_run
+        if run is None:
+            self.push_screen(ReplayScreen(self.launch_run_dir()))
+            return
+        self.push_screen(ReplayScreen(str(run.paths.root.parent), selected=run.paths.root,
+                                      first_checkpoint_at=run.config.checkpoint_every))
 
     def launch_run_dir(self) -> str:
         """The run folder typed in the Launch form (so the viewer lists the runs the user is looking at)."""

@@ -181,6 +181,10 @@ class RunConfig:
     eval_noops: int = 30
     """Evaluation episodes start with a random 0..N no-op steps (seeded): the emulator is deterministic, so this is
     what makes greedy episodes differ (the Atari no-op starts protocol)."""
+    eval_ema: float = 0.0
+    """If above 0, the periodic evaluation (and so best.pt) plays an exponential moving average of the online
+    weights, updated by this rate each update (0.001: an average over the last ~1,000 updates), instead of the
+    online weights themselves, whose greedy policy changes within a few updates; workers still act online."""
 
     # --- run bookkeeping -----------------------------------------------------------------------
     steps: int = 0
@@ -298,6 +302,7 @@ class RunConfig:
         need("eval_max_steps", 1 <= self.eval_max_steps <= 100_000, "must be between 1 and 100000")
         need("eval_stall_steps", self.eval_stall_steps >= 0, "must be 0 (never) or more")
         need("eval_noops", 0 <= self.eval_noops <= 1000, "must be between 0 and 1000")
+        need("eval_ema", 0 <= self.eval_ema < 1, "must be in [0, 1): 0 plays the online weights")
         need("steps", self.steps >= 0, "must be 0 (until stopped) or more")
         need("checkpoint_every", self.checkpoint_every >= 1, "must be at least 1")
         need("csv_every", self.csv_every >= 1, "must be at least 1")

@@ -90,6 +90,7 @@ class Coordinator:
         self.last_grad_norm = math.nan
         self.last_group_norms: dict[str, float] = {}
         self.update_times: deque[float] = deque(maxlen=200)
+        self.ema_weights: torch.Tensor | None = self.flat.weights.detach().clone() if config.eval_ema > 0 else None
 
     @property
     def numel(self) -> int:
@@ -191,6 +192,8 @@ class Coordinator:
         self.optimizer.step()
         self.scheduler.step()
         self.counters.updates += 1
+        if self.ema_weights is not None:
+            self.ema_weights.lerp_(self.flat.weights.detach(), self.config.eval_ema)
         if self.config.tau > 0:
             self.learner.update_targets(self.config.tau)
             self._targets_changed = True
@@ -213,17 +216,39 @@ class Coordinator:
         lags = self.recent_lags
         return (sum(lags) / len(lags), max(lags))
 
+    def evaluation_state(self) -> dict[str, torch.Tensor]:
+        """The model's state dict with the weights greedy evaluation plays: the moving average where
+        `eval_ema` > 0 (the target network and any buffers as they are), else the online weights."""
+        state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.ema_weights is None:
+            return state
+        names = {id(p): name for name, p in self.model.named_parameters()}
+        offset = 0
+        for p in self.flat.params:
+            n = p.numel()
+            state[names[id(p)]] = self.ema_weights[offset:offset + n].view_as(p).clone()
+            offset += n
+        return state
+
     # --- checkpoint state ---------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {
+        state = {
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "counters": self.counters.to_dict(),
         }
+        if self.ema_weights is not None:
+            state["ema_weights"] = self.ema_weights.detach().cpu().clone()
+        return state
 
     def load_state(self, data: dict[str, Any]) -> None:
         self.model.load_state_dict(data["model"])
+        if self.ema_weights is not None:
+            ema = data.get("ema_weights")
+            fits = isinstance(ema, torch.Tensor) and ema.numel() == self.flat.numel
+            # a checkpoint from a run without the average (or another model size) starts it from the weights
+            self.ema_weights.copy_(ema if fits else self.flat.weights.detach())
         self.optimizer.load_state_dict(regroup_optimizer_state(data["optimizer"], self.optimizer))
         if "scheduler" in data:
             self.scheduler.load_state_dict(data["scheduler"])

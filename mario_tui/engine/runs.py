@@ -17,6 +17,7 @@ CSV_FILE = "training.csv"
 LOG_FILE = "training.log"
 STATUS_FILE = "status.json"
 BEST_FILE = "best.pt"
+EMA_WEIGHTS_FILE = "weights-ema.pt"
 EVAL_DIR = "eval"
 
 
@@ -48,6 +49,12 @@ class RunPaths:
     def status(self) -> Path:
         """Small summary (updates, best x_pos, ...) written with each checkpoint, read by the runs list."""
         return self.root / STATUS_FILE
+
+    @property
+    def ema_weights(self) -> Path:
+        """The moving average of the weights that the periodic evaluation plays (runs with `--eval-ema` only),
+        written with each checkpoint."""
+        return self.root / EMA_WEIGHTS_FILE
 
     @property
     def best(self) -> Path:

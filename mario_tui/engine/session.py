@@ -319,7 +319,7 @@ class Run:
         counters = self.coordinator.counters
         options = EvalOptions.periodic(self.config, seed=self.config.seed)  # the same episodes each time: paired
         try:
-            self.evaluator.submit(self.coordinator.model.state_dict(), self.config, counters.to_dict(), options)
+            self.evaluator.submit(self.coordinator.evaluation_state(), self.config, counters.to_dict(), options)
         except OSError as exc:
             self.log.info(f"evaluation at update {counters.updates} skipped: cannot write its weights ({exc})")
 
@@ -385,6 +385,14 @@ class Run:
         except OSError as exc:
             self._write_failures.failed(self.paths.weights, exc, "checkpoint.pt was written; the replay viewer and "
                                         "--eval RUN see the previous weights until the next checkpoint")
+        if coordinator.ema_weights is not None:
+            try:
+                save_weights(self.paths.ema_weights, coordinator.evaluation_state(), self.config.to_dict(),
+                             state["counters"])
+                self._write_failures.succeeded(self.paths.ema_weights)
+            except OSError as exc:
+                self._write_failures.failed(self.paths.ema_weights, exc, "the previous average stays until the next "
+                                            "checkpoint")
         self._write_status()
         if self.config.save_replay and self.runtime is not None and not self.runtime.closed:
             for i in range(self.config.workers):

@@ -18,24 +18,25 @@ from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from mario_tui.engine.config import RunConfig
 from mario_tui.engine.errors import CheckpointError
-from mario_tui.engine.runs import BEST_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, list_runs
+from mario_tui.engine.runs import BEST_FILE, CHECKPOINT_FILE, EMA_WEIGHTS_FILE, WEIGHTS_FILE, list_runs
 from mario_tui.textual_fixes import PrunedFooter
 from mario_tui.widgets.frame_view import FrameView
 from mario_tui.widgets.q_bars import QValueBars
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 BASE_FPS = 15.0  # agent steps per second at speed 1 (one step = 4 NES frames: NES speed is 15 steps/s)
-FILE_CHOICES = ((BEST_FILE, "best.pt (best eval)"), (WEIGHTS_FILE, "weights.pt"), (CHECKPOINT_FILE, "checkpoint.pt"))
+FILE_CHOICES = ((BEST_FILE, "best.pt (best eval)"), (WEIGHTS_FILE, "weights.pt"), (CHECKPOINT_FILE, "checkpoint.pt"),
+                (EMA_WEIGHTS_FILE, "weights-ema.pt (averaged)"))
 """The files a run can be watched from, as the file select lists them: best.pt (the weights of the best greedy
-evaluation) only where the run has one."""
+evaluation) and weights-ema.pt (the averaged weights of an `--eval-ema` run) only where the run has them."""
 DEFAULT_FILE = WEIGHTS_FILE  # the newest weights, as before evaluations existed
 
 
 def file_options(run: Path | None) -> list[tuple[str, str]]:
-    """(label, file name) of the watchable files `run` has; with no run (or none left) all but best.pt, so the
-    select is never empty (Textual refuses an empty select that cannot be blank)."""
+    """(label, file name) of the watchable files `run` has; with no run (or none left) the files every run has,
+    so the select is never empty (Textual refuses an empty select that cannot be blank)."""
     found = [(label, name) for name, label in FILE_CHOICES if run is not None and (run / name).is_file()]
-    return found or [(label, name) for name, label in FILE_CHOICES if name != BEST_FILE]
+    return found or [(label, name) for name, label in FILE_CHOICES if name not in (BEST_FILE, EMA_WEIGHTS_FILE)]
 
 
 def pick_file(options: list[tuple[str, str]], current: object) -> str:
@@ -72,10 +73,13 @@ class ReplayScreen(Screen):
     ReplayScreen #replay-progress { height: auto; padding: 0 1; }
     """
 
-    def __init__(self, run_dir: str, selected: Path | None = None) -> None:
+    def __init__(self, run_dir: str, selected: Path | None = None, first_checkpoint_at: int | None = None) -> None:
+        """`first_checkpoint_at`: the update at which the live run (`selected`) writes its first checkpoint, so
+        that a viewer opened before it says when there will be something to play."""
         super().__init__()
         self.run_dir = run_dir
         self.selected = selected
+        self.first_checkpoint_at = first_checkpoint_at
         self.recording = None
         self.position = 0
         self.playing = False
@@ -101,8 +105,7 @@ class ReplayScreen(Screen):
             yield Label("ε")
             yield Input(value="0.02", id="replay-epsilon")
             yield Button("Play episode", id="replay-play", variant="success", disabled=not options)
-        yield Static("" if options else f"No checkpoints in {self.run_dir}/ yet: train a run first.",
-                     id="replay-progress", markup=False)
+        yield Static("" if options else self.no_checkpoint_text(), id="replay-progress", markup=False)
         with Horizontal(id="replay-body"):
             yield FrameView(id="replay-frame")
             with Vertical(id="replay-side"):
@@ -110,6 +113,12 @@ class ReplayScreen(Screen):
                 yield QValueBars(id="replay-q")
                 yield Static("", id="replay-summary", markup=False)
         yield PrunedFooter()
+
+    def no_checkpoint_text(self) -> str:
+        if self.selected is not None and self.first_checkpoint_at is not None:
+            return (f"No checkpoints in {self.run_dir}/ yet: {self.selected.name} writes its first at update "
+                    f"{self.first_checkpoint_at:,} (--checkpoint-every).")
+        return f"No checkpoints in {self.run_dir}/ yet: train a run first."
 
     def on_mount(self) -> None:
         self.query_one("#replay-frame", FrameView).border_title = "episode"

@@ -97,6 +97,16 @@ async def test_launch_dashboard_controls_and_quit_with_cleanup(tmp_path, apps, m
         panel_text = str(app.screen.query_one(CoordinatorPanel).render())
         assert "updates" in panel_text and "policy lag" in panel_text
 
+        from mario_tui.screens.replay import ReplayScreen
+
+        dashboard = app.screen
+        await pilot.press("v")  # before the run's first checkpoint: the viewer says when there will be one
+        await wait_until(pilot, lambda: isinstance(app.screen, ReplayScreen) and app.screen.is_mounted, 10, "viewer")
+        hint = str(app.screen.query_one("#replay-progress").render())
+        assert "pilot writes its first at update 1,000" in hint, hint
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is dashboard, 10, "back to the dashboard")
+
         # With the dashboard's timers held, what a pause repaints: the table, the header's state and the panel;
         # not the log, plots, frame or scroll bars (a screen-wide repaint or re-layout cost 13-18 ms a press).
         dashboard = app.screen

@@ -36,10 +36,11 @@ from tests.engine.test_runtime import ROOT, tiny_config, wait_for
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Run:
-    """A tiny DDQN trained on the real 1-1 through the real runtime, with periodic evaluation every 10 updates."""
+    """A tiny DDQN trained on the real 1-1 through the real runtime, with periodic evaluation every 10 updates (of a
+    moving average of the weights: `eval_ema`)."""
     tmp = tmp_path_factory.mktemp("eval")
     config = tiny_config(tmp, steps=0, eval_every=10, eval_episodes=2, eval_max_steps=60, eval_noops=5,
-                         actions="simple")
+                         actions="simple", eval_ema=0.05)
     run = Run(config)
     run.start()
     try:
@@ -109,6 +110,19 @@ def test_periodic_evaluation_writes_its_columns_log_and_best_checkpoint(trained_
     assert not (paths.eval_dir / ".candidate.pt").exists(), "the snapshot of the weights under evaluation is left"
     stats = run.coordinator_stats()
     assert stats["eval_best_x"] == pytest.approx(best["eval"]["x_mean"])
+
+
+def test_an_averaged_run_writes_the_average_it_evaluates_beside_its_weights(trained_run):
+    """weights-ema.pt comes with each checkpoint: the same model, other parameter values, the same target network;
+    `--eval` plays it."""
+    paths = trained_run.paths
+    averaged, online = load_weights(paths.ema_weights), load_weights(paths.weights)
+    assert averaged["counters"]["updates"] == online["counters"]["updates"]
+    assert averaged["model"].keys() == online["model"].keys()
+    differ = [k for k in online["model"] if not torch.equal(online["model"][k], averaged["model"][k])]
+    assert differ and not any(k.startswith("target") for k in differ), differ
+    report = evaluate(paths.ema_weights, EvalOptions(episodes=1, max_steps=30, noop_max=0))
+    assert len(report.episodes) == 1 and report.episodes[0].steps > 0
 
 
 def _corridor_weights(path: Path, favoured_action: int) -> Path:

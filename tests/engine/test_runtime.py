@@ -132,6 +132,46 @@ def test_the_coordinator_alone_decides_when_the_target_network_changes(tmp_path)
     assert soft.changed_targets() is not None  # soft updates change the target every update
 
 
+def test_evaluation_plays_a_moving_average_of_the_weights_that_survives_a_resume(tmp_path):
+    """With `eval_ema` the coordinator keeps ema ← ema + rate · (weights − ema) after every update; the
+    evaluation state dict carries it in place of the online parameters (the target network as it is), the
+    checkpoint state carries it across a resume, and a checkpoint without one starts it from the weights."""
+    config = tiny_config(tmp_path, eval_ema=0.5, target_update=1000)
+    model, learner = build_model(config, 5)
+    coordinator = Coordinator(config, learner, torch.device("cpu"))
+    expected = coordinator.flat.weights.clone()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        coordinator.step(rng.normal(0, 1e-2, coordinator.numel).astype(np.float32))
+        expected += 0.5 * (coordinator.flat.weights - expected)
+    assert torch.allclose(coordinator.ema_weights, expected, atol=1e-7)
+    assert not torch.equal(coordinator.ema_weights, coordinator.flat.weights)
+
+    played = coordinator.evaluation_state()
+    online = model.state_dict()
+    assert played.keys() == online.keys()
+    names = {id(p): name for name, p in model.named_parameters()}
+    flat_names = [names[id(p)] for p in coordinator.flat.params]
+    assert torch.equal(torch.cat([played[n].reshape(-1) for n in flat_names]), coordinator.ema_weights)
+    for key in online.keys() - set(flat_names):  # the target network (and any buffer): as the model has it
+        assert torch.equal(played[key], online[key])
+    fresh = build_model(config, 5)[0]
+    fresh.load_state_dict(played)  # what --eval and the viewer load: a plain state dict of this model
+
+    saved = coordinator.state()
+    resumed = Coordinator(config, build_model(config, 5)[1], torch.device("cpu"))
+    resumed.load_state(saved)
+    assert torch.equal(resumed.ema_weights, coordinator.ema_weights)
+    saved.pop("ema_weights")  # a checkpoint of a run without the average
+    restarted = Coordinator(config, build_model(config, 5)[1], torch.device("cpu"))
+    restarted.load_state(saved)
+    assert torch.equal(restarted.ema_weights, coordinator.flat.weights)
+
+    plain = Coordinator(tiny_config(tmp_path), build_model(config, 5)[1], torch.device("cpu"))
+    assert plain.ema_weights is None and "ema_weights" not in plain.state()
+    assert all(torch.equal(v, plain.model.state_dict()[k]) for k, v in plain.evaluation_state().items())
+
+
 def batch_cmd(tmp_path: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "mario_tui.cli", "--batch", "--workers", "2", "--frame-size", "36",
             "--conv-width", "4", "--hidden-size", "16", "--batch-size", "8", "--buffer-size", "600",
