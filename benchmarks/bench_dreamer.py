@@ -46,7 +46,8 @@ def transition_batch(size: int, frame: int, stack: int):
         obs=rng.integers(0, 256, (size, stack, frame, frame), dtype=np.uint8),
         next_obs=rng.integers(0, 256, (size, stack, frame, frame), dtype=np.uint8),
         actions=rng.integers(0, ACTIONS, size), returns=rng.normal(size=size).astype(np.float32),
-        discounts=np.full(size, 0.97, np.float32), weights=np.ones(size, np.float32), indices=np.arange(size))
+        discounts=np.full(size, 0.97, np.float32), weights=np.ones(size, np.float32), indices=np.arange(size),
+        prev_actions=rng.integers(0, ACTIONS, size), next_prev_actions=rng.integers(0, ACTIONS, size))
 
 
 

@@ -30,7 +30,8 @@ def batch_of(size: int, actions: int, frame: int = 84) -> SimpleNamespace:
         obs=rng.integers(0, 256, (size, 4, frame, frame), dtype=np.uint8),
         next_obs=rng.integers(0, 256, (size, 4, frame, frame), dtype=np.uint8),
         actions=rng.integers(0, actions, size), returns=rng.normal(size=size).astype(np.float32),
-        discounts=np.full(size, 0.97, np.float32), weights=np.ones(size, np.float32), indices=np.arange(size))
+        discounts=np.full(size, 0.97, np.float32), weights=np.ones(size, np.float32), indices=np.arange(size),
+        prev_actions=rng.integers(0, actions, size), next_prev_actions=rng.integers(0, actions, size))
 
 
 def nature_dqn(actions: int) -> nn.Module:

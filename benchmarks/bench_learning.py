@@ -20,6 +20,7 @@ import argparse
 import concurrent.futures as cf
 import dataclasses
 import datetime as dt
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -181,15 +182,19 @@ def train_mario(system: str, seed: int, times: Sequence[float], out: Path,
 
 # --- SB3 systems ---------------------------------------------------------------------------------------------
 
-def make_sb3_env() -> Any:
-    """The peers' pipeline: JoypadSpace(SIMPLE_MOVEMENT), skip 4 with max, grayscale, 84x84, stack 4."""
+def make_sb3_env(repress_jump: bool = True) -> Any:
+    """The peers' pipeline: JoypadSpace(SIMPLE_MOVEMENT), skip 4 with max, grayscale, 84x84, stack 4; with
+    `repress_jump`, mario-tui's `RepressJump` under the joypad, so both sides play the same game."""
     import gym_super_mario_bros  # noqa: F401  (registers the SuperMarioBros-* ids)
     import gymnasium as gym
     from gym_super_mario_bros.actions import SIMPLE_MOVEMENT
     from gymnasium.wrappers import FrameStackObservation, GrayscaleObservation, MaxAndSkipObservation, ResizeObservation
     from nes_py.wrappers import JoypadSpace
 
-    env = JoypadSpace(gym.make(SB3_ENV_ID), SIMPLE_MOVEMENT)
+    from mario_tui.engine.env import RepressJump
+
+    env = gym.make(SB3_ENV_ID)
+    env = JoypadSpace(RepressJump(env) if repress_jump else env, SIMPLE_MOVEMENT)
     env = MaxAndSkipObservation(env, skip=4)
     env = GrayscaleObservation(env, keep_dim=False)
     env = ResizeObservation(env, (84, 84))
@@ -241,14 +246,14 @@ def snapshot_callback(system: str, seed: int, t0: float, times: Sequence[float],
     return Snapshots()
 
 
-def train_sb3(system: str, seed: int, times: Sequence[float], out: Path) -> Training:
+def train_sb3(system: str, seed: int, times: Sequence[float], out: Path, repress_jump: bool) -> Training:
     """The peers' setup: 2 spawned env processes, one torch thread, stopped by a callback at the budget."""
     import torch
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
     torch.set_num_threads(1)
     t0 = time.monotonic()
-    env = SubprocVecEnv([make_sb3_env] * SB3_ENVS, start_method="spawn")
+    env = SubprocVecEnv([functools.partial(make_sb3_env, repress_jump)] * SB3_ENVS, start_method="spawn")
     snapshots: list[Snapshot] = []
     try:
         model = sb3_model(system, env, seed, t0, times[-1])
@@ -262,13 +267,13 @@ def train_sb3(system: str, seed: int, times: Sequence[float], out: Path) -> Trai
 
 
 def train(system: str, seed: int, times: Sequence[float], out: Path,
-          variants: dict[str, dict[str, str]] | None = None) -> list[Training]:
+          variants: dict[str, dict[str, str]] | None = None, peers_repress_jump: bool = True) -> list[Training]:
     """Train one system in a fresh process: no torch threads, memory or CUDA state carried from one to the next.
     (Two trainings come back where one run is measured two ways: see `train_mario`.)"""
     with cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
         if is_mario(system):
             return pool.submit(train_mario, system, seed, list(times), out, (variants or {}).get(system)).result()
-        return [pool.submit(train_sb3, system, seed, list(times), out).result()]
+        return [pool.submit(train_sb3, system, seed, list(times), out, peers_repress_jump).result()]
 
 
 # --- evaluation ----------------------------------------------------------------------------------------------
@@ -291,7 +296,8 @@ def evaluation(episodes: Sequence[Any]) -> Evaluation:
     return Evaluation(s.x_mean, s.x_max, s.flag_rate, s.return_mean, [dataclasses.asdict(e) for e in episodes])
 
 
-def evaluate_sb3_episodes(path: str, system: str, plan: list[tuple[str, int]], options: Any) -> list[Any]:
+def evaluate_sb3_episodes(path: str, system: str, plan: list[tuple[str, int]], options: Any,
+                          repress_jump: bool) -> list[Any]:
     """Some episodes of one SB3 snapshot, greedy (`predict(deterministic=True)`), in an evaluation process."""
     import torch
     from stable_baselines3 import DQN, PPO
@@ -304,14 +310,14 @@ def evaluate_sb3_episodes(path: str, system: str, plan: list[tuple[str, int]], o
     def policy(obs: Any) -> int:
         return int(model.predict(obs, deterministic=True)[0])
 
-    env = make_sb3_env()
+    env = make_sb3_env(repress_jump)
     try:
         return [play_evaluation_episode(env, policy, stage, seed, options) for stage, seed in plan]
     finally:
         env.close()
 
 
-def evaluate_sb3(trainings: list[Training], options: Any) -> None:
+def evaluate_sb3(trainings: list[Training], options: Any, repress_jump: bool) -> None:
     """All SB3 snapshots on `workers` processes (each plays a share of every snapshot's episodes)."""
     from mario_tui.engine.evaluate import episode_plan
 
@@ -321,8 +327,8 @@ def evaluate_sb3(trainings: list[Training], options: Any) -> None:
     if not snapshots:
         return
     with cf.ProcessPoolExecutor(options.workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [[pool.submit(evaluate_sb3_episodes, s.path, system, share, options) for share in shares]
-                   for system, s in snapshots]
+        futures = [[pool.submit(evaluate_sb3_episodes, s.path, system, share, options, repress_jump)
+                    for share in shares] for system, s in snapshots]
         for (_system, s), parts in zip(snapshots, futures, strict=True):
             episodes = [e for part in parts for e in part.result()]
             s.evaluation = evaluation(sorted(episodes, key=lambda e: e.seed))
@@ -337,9 +343,9 @@ def evaluate_mario(trainings: list[Training], options: Any) -> None:
             snapshot.evaluation = evaluation(evaluate(snapshot.path, options).episodes)
 
 
-def evaluate_all(trainings: list[Training], options: Any) -> None:
+def evaluate_all(trainings: list[Training], options: Any, peers_repress_jump: bool = True) -> None:
     evaluate_mario([t for t in trainings if is_mario(t.system)], options)
-    evaluate_sb3([t for t in trainings if t.system in SB3_SYSTEMS], options)
+    evaluate_sb3([t for t in trainings if t.system in SB3_SYSTEMS], options, peers_repress_jump)
 
 
 # --- figures -------------------------------------------------------------------------------------------------
@@ -370,11 +376,11 @@ def curve(trainings: list[Training]) -> list[float]:
     return [statistics.fmean(t.snapshots[p].evaluation.x_mean for t in trainings) for p in range(points)]
 
 
-def per_seed(t: Training, ddqn: dict[int, Training]) -> dict[str, Any]:
-    """One training's record with its figures and DDQN's mean x over its own (same seed)."""
-    own = ddqn.get(t.seed)
+def per_seed(t: Training, reference: dict[int, Training]) -> dict[str, Any]:
+    """One training's record with its figures and the reference system's mean x over its own (same seed)."""
+    own = reference.get(t.seed)
     return {**dataclasses.asdict(t), **figures([t]),
-            "ddqn_x_ratio": ratio(own.final.x_mean, t.final.x_mean) if own is not None else None}
+            "reference_x_ratio": ratio(own.final.x_mean, t.final.x_mean) if own is not None else None}
 
 
 def results(trainings: list[Training], failures: list[dict[str, Any]], args: argparse.Namespace,
@@ -382,44 +388,46 @@ def results(trainings: list[Training], failures: list[dict[str, Any]], args: arg
     """Everything measured, as one JSON-ready dict (per seed, mean over seeds, ratios, curves)."""
     systems = by_system(trainings)
     means = {name: figures(ts) for name, ts in systems.items()}
-    ddqn_mean = means.get("ddqn")
-    ratios = {peer: ratio(ddqn_mean["x_mean"], m["x_mean"]) for peer, m in means.items()
-              if ddqn_mean and peer != "ddqn"}
-    ddqn = {t.seed: t for t in systems.get("ddqn", [])}
+    reference_mean = means.get(args.reference)
+    ratios = {peer: ratio(reference_mean["x_mean"], m["x_mean"]) for peer, m in means.items()
+              if reference_mean and peer != args.reference}
+    reference = {t.seed: t for t in systems.get(args.reference, [])}
     return {
         "machine": machine, "level": LEVEL, "minutes": args.minutes, "seeds": args.seeds,
-        "systems_asked": list(args.systems), "variants": args.variants, "protocol": dataclasses.asdict(options),
+        "systems_asked": list(args.systems), "variants": args.variants, "peers_repress_jump": args.peers_repress_jump,
+        "protocol": dataclasses.asdict(options),
         "curve_minutes": [t / 60 for t in times],
         "systems": {name: {"mean": means[name], "curve_x_mean": curve(ts),
-                           "per_seed": [per_seed(t, ddqn) for t in ts]}
+                           "per_seed": [per_seed(t, reference) for t in ts]}
                     for name, ts in systems.items()},
-        "ddqn_x_mean_ratio": ratios, "failures": failures,
+        "reference": args.reference, "reference_x_mean_ratio": ratios, "failures": failures,
     }
 
 
-def print_table(trainings: list[Training], machine: dict[str, Any]) -> None:
-    """Per seed and the mean over seeds, with DDQN's mean x as a ratio to each system's (same seed)."""
+def print_table(trainings: list[Training], machine: dict[str, Any], reference_name: str = "ddqn") -> None:
+    """Per seed and the mean over seeds, with the reference system's mean x as a ratio to each system's (same
+    seed)."""
     from rich.console import Console
     from rich.table import Table
 
     systems = by_system(trainings)
-    ddqn = {t.seed: t for t in systems.get("ddqn", [])}
+    reference = {t.seed: t for t in systems.get(reference_name, [])}
     table = Table(title=f"Learning on {LEVEL}: {machine['cores']} cores, {machine['cpu']}, {machine['date']}",
-                  caption="mean x: greedy mean max x at the end of the budget; ddqn x / this: ddqn's mean x over "
-                          "this system's (same seed)")
-    for column in ("system", "seed", "agent steps", "frames/s", "mean x", "max x", "flags", "ddqn x / this"):
+                  caption=f"mean x: greedy mean max x at the end of the budget; {reference_name} x / this: "
+                          f"{reference_name}'s mean x over this system's (same seed)")
+    for column in ("system", "seed", "agent steps", "frames/s", "mean x", "max x", "flags", "ref x / this"):
         table.add_column(column, justify="left" if column == "system" else "right")
 
-    def row(name: str, seed: str, f: dict[str, float], ddqn_x: float | None) -> None:
-        r = ratio(ddqn_x, f["x_mean"]) if ddqn_x is not None and name != "ddqn" else None
+    def row(name: str, seed: str, f: dict[str, float], reference_x: float | None) -> None:
+        r = ratio(reference_x, f["x_mean"]) if reference_x is not None and name != reference_name else None
         table.add_row(name, seed, f"{f['agent_steps']:,.0f}", f"{f['frames_per_s']:.0f}", f"{f['x_mean']:.0f}",
                       f"{f['x_max']:.0f}", f"{f['flag_rate']:.0%}", "-" if r is None else f"{r:.2f}")
 
     for name, ts in systems.items():
         for t in ts:
-            row(name, str(t.seed), figures([t]), ddqn[t.seed].final.x_mean if t.seed in ddqn else None)
+            row(name, str(t.seed), figures([t]), reference[t.seed].final.x_mean if t.seed in reference else None)
         if len(ts) > 1:
-            row(name, "mean", figures(ts), figures(list(ddqn.values()))["x_mean"] if ddqn else None)
+            row(name, "mean", figures(ts), figures(list(reference.values()))["x_mean"] if reference else None)
     console = Console()
     (console if console.is_terminal else Console(width=120)).print(table)  # a log file is not 80 columns wide
 
@@ -546,6 +554,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-workers", type=int, default=min(2, os.cpu_count() or 1),
                         help="evaluation processes (after training)")
     parser.add_argument("--eval-seed", type=int, default=0, help="episode i of every snapshot uses seed eval-seed + i")
+    parser.add_argument("--reference", default="ddqn",
+                        help="the system whose greedy mean x the others' is divided by (e.g. ddqn:ema@ema)")
+    parser.add_argument("--peers-repress-jump", action=argparse.BooleanOptionalAction, default=True,
+                        help="the peers play with mario-tui's RepressJump (its default: the same game on both sides); "
+                             "--no-peers-repress-jump gives them the plain joypad of the runs before 2026-12-04")
     args = parser.parse_args(argv)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     try:
@@ -577,7 +590,8 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 
 
 def train_all(systems: Sequence[str], seeds: int, times: Sequence[float], out: Path,
-              variants: dict[str, dict[str, str]] | None = None) -> tuple[list[Training], list[dict[str, Any]]]:
+              variants: dict[str, dict[str, str]] | None = None,
+              peers_repress_jump: bool = True) -> tuple[list[Training], list[dict[str, Any]]]:
     """Every system with every seed, one at a time; a failure is reported and the others still run (an hour-long
     benchmark should not be lost to one crash)."""
     trainings: list[Training] = []
@@ -585,7 +599,7 @@ def train_all(systems: Sequence[str], seeds: int, times: Sequence[float], out: P
     for seed in range(seeds):  # seeds outermost: a slow spell of the host hits every system alike
         for system in systems:
             try:
-                done = train(system, seed, times, out, variants)
+                done = train(system, seed, times, out, variants, peers_repress_jump)
             except Exception as exc:  # noqa: BLE001 - report it, go on with the other systems
                 failures.append({"system": system, "seed": seed, "error": f"{type(exc).__name__}: {exc}"})
                 print(f"FAILED {system} seed {seed}: {failures[-1]['error']}", flush=True)
@@ -606,15 +620,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = eval_options(args.eval_episodes, args.eval_seed, args.eval_workers)
     print(f"{machine['cores']} cores, {machine['cpu']}, {machine['date']}; {args.minutes:g} min per system and seed, "
           f"snapshots at {', '.join(f'{t / 60:.2f}' for t in times)} min; output in {args.out}", flush=True)
-    trainings, failures = train_all(args.systems, args.seeds, times, args.out, args.variants)
+    trainings, failures = train_all(args.systems, args.seeds, times, args.out, args.variants, args.peers_repress_jump)
     t0 = time.monotonic()
-    evaluate_all(trainings, options)
+    evaluate_all(trainings, options, args.peers_repress_jump)
     print(f"evaluated {sum(len(t.snapshots) for t in trainings)} snapshots x {options.episodes} episodes "
           f"in {time.monotonic() - t0:.0f} s", flush=True)
     data = results(trainings, failures, args, machine, options, times)
-    print_table(trainings, machine)
-    for peer, r in data["ddqn_x_mean_ratio"].items():
-        print(f"ddqn greedy mean x / {peer}: {'-' if r is None else f'{r:.2f}'} (mean over seeds)")
+    print_table(trainings, machine, args.reference)
+    for peer, r in data["reference_x_mean_ratio"].items():
+        print(f"{args.reference} greedy mean x / {peer}: {'-' if r is None else f'{r:.2f}'} (mean over seeds)")
     write_outputs(args.out, data, data["curve_minutes"])
     print(f"wrote {args.out / 'results.json'} and {args.out / 'learning.png'}")
     if failures:

@@ -24,7 +24,8 @@ from mario_tui.engine.config import (
 )
 
 # Options that define the network or the data shape: a resumed run must keep them.
-FIXED_ON_RESUME = ("model", "actions", "frame_size", "frame_stack", "frame_skip", "conv_width", "hidden_size")
+FIXED_ON_RESUME = ("model", "actions", "frame_size", "frame_stack", "frame_skip", "conv_width", "hidden_size",
+                   "prev_action")
 
 
 def _typed(name: str):

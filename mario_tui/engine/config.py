@@ -46,6 +46,11 @@ def model_defaults_text(field_name: str) -> str:
                      if field_name in values)
 
 
+ADDED_LATER: dict[str, Any] = {"prev_action": False}
+"""Options added after runs were already saved, with the value a config.json without them means (what those runs
+were trained with), where that differs from today's default."""
+
+
 class ConfigError(ValueError):
     """A run option has a value that cannot work; the message names the option and what is valid."""
 
@@ -131,10 +136,18 @@ class RunConfig:
     """Observations are frame_size x frame_size grayscale."""
     frame_stack: int = 4
     """Frames stacked into one observation."""
+    repress_jump: bool = False
+    """An easier game: holding a jump action jumps again on landing (A is released for a frame once Mario has stood
+    on the ground with it held; the game itself jumps only on a fresh press). Holding `right + A` then hops to
+    x ~1,140 on 1-1, where it walks into the first Goomba at x ~300 without it."""
     conv_width: int = 32
     """Channels of the first conv layer (the next two have twice as many)."""
     hidden_size: int = 256
     """Units of the fully connected layer of each dueling stream."""
+    prev_action: bool = True
+    """DDQN: the Q-network also sees the previous action (one-hot, beside the conv features). NES Mario jumps only
+    on a fresh press of A and the frames cannot show whether A is still held, so without it a greedy agent holding
+    `right + A` against a pipe looks the same as one about to jump over it, and stays there."""
 
     # --- Dreamer (world model + imagined actor-critic; `batch_size` counts sequences) -------------
     seq_len: int = 16
@@ -331,12 +344,13 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Build from a dict (e.g. config.json), coercing types; unknown keys are an error."""
+        """Build from a dict (e.g. config.json), coercing types; unknown keys are an error, missing ones take their
+        default (or, for options added later, what runs saved before them used: `ADDED_LATER`)."""
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
-        values = {}
+        values = {key: value for key, value in ADDED_LATER.items() if key not in data}
         for key, raw in data.items():
             values[key] = coerce(key, raw)
         return cls(**values)

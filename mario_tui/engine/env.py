@@ -4,6 +4,8 @@
 
     gym.make("SuperMarioBros-W-S-v0")  one emulator, single-stage rules (death / flag / time-up ends the episode)
     StageSampler                       only for `random` or a list: loads a freshly drawn stage at every reset
+    RepressJump                        only with `repress_jump`: a held A button is released for one frame when
+                                       Mario has stood on the ground with it held, so holding jump jumps again
     JoypadSpace                        Discrete(n) over a button-combination list from gym_super_mario_bros.actions
     SkipMaxGrayResize                  repeat the action frame_skip frames, sum rewards, max of the last two
                                        frames in grayscale, box-resize to frame_size x frame_size
@@ -38,7 +40,7 @@ BUTTON_COMBOS: dict[str, list[list[str]]] = {
 assert tuple(BUTTON_COMBOS) == ACTION_SETS
 
 # the options make_env reads; validated with RunConfig's own rules so the messages match the CLI's
-_ENV_OPTIONS = ("level", "actions", "frame_skip", "frame_size", "frame_stack")
+_ENV_OPTIONS = ("level", "actions", "frame_skip", "frame_size", "frame_stack", "repress_jump")
 
 
 def _combos(actions: str) -> list[list[str]]:
@@ -120,6 +122,42 @@ class StageSampler(gym.Wrapper):
         self._loaded = stage
 
 
+class RepressJump(gym.Wrapper):
+    """Release a held A button for one NES frame once Mario has stood on the ground with it held for two frames.
+
+    The game starts a jump only on a *fresh* press of A. An agent that holds a jump action (`right + A`) while it
+    lands, or walks up to a pipe with A still held from an earlier jump, presses against the pipe without
+    jumping, and its frames cannot show that A is held: the same picture means "jumps" after a released A and
+    "stands still" after a held one. A greedy DQN then stands at the pipe for good (`benchmarks/README.md`: most
+    stalled evaluation episodes held `right + A` or `right + A + B` on the ground). With this wrapper a jump
+    action on the ground always jumps, so the observation says what an action will do.
+
+    Works per NES frame, below `JoypadSpace` (it sees button bytes). The game reads the pad a frame late, so the
+    first frame after a fresh press still reads "on the ground": waiting for two frames keeps a starting jump's
+    held A (which makes it higher) untouched; a jump then restarts ~3 frames after landing.
+    """
+
+    A_BUTTON = 0b00000001  # nes_py's JoypadSpace button map
+    FLOAT_STATE = 0x001D  # SMB's RAM byte for Mario's float state: 0 = standing on something solid
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self._ram = env.unwrapped.ram
+        self._held_on_ground = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        self._held_on_ground = 0
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: int) -> tuple[Any, SupportsFloat, bool, bool, dict]:
+        if action & self.A_BUTTON and self._held_on_ground >= 2:
+            action &= ~self.A_BUTTON
+        result = self.env.step(action)
+        on_ground = self._ram[self.FLOAT_STATE] == 0
+        self._held_on_ground = self._held_on_ground + 1 if action & self.A_BUTTON and on_ground else 0
+        return result
+
+
 class SkipMaxGrayResize(gym.Wrapper):
     """Repeat an action `skip` frames; observe the pixel max of the last two frames, grayscale, resized.
 
@@ -189,6 +227,8 @@ def make_env(config: Any, seed: int | None = None, render_rgb: bool = False) -> 
     env: gym.Env = gym.make(_env_id(first), render_mode="rgb_array" if render_rgb else None)
     if len(stages) > 1:
         env = StageSampler(env, stages, rng)
+    if config.repress_jump:
+        env = RepressJump(env)
     env = JoypadSpace(env, _combos(config.actions))
     env = SkipMaxGrayResize(env, config.frame_skip, config.frame_size)
     env = FrameStackObservation(env, config.frame_stack, padding_type="reset")

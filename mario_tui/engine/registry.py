@@ -37,7 +37,7 @@ def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
     from mario_tui.engine.models.ddqn import DuelingDDQN
 
     model = DuelingDDQN(config.frame_stack, num_actions, config.frame_size, config.conv_width,
-                        config.hidden_size, config.q_scale, seed=config.seed)
+                        config.hidden_size, config.q_scale, seed=config.seed, prev_action=config.prev_action)
     return model, DDQNLearner(model, reward_scale=config.reward_scale)
 
 

@@ -56,6 +56,8 @@ class Batch:
     discounts: np.ndarray  # float32 (B,): gamma^m, or 0.0 if the episode terminated within those m steps
     weights: np.ndarray  # float32 (B,): importance-sampling weights, max-normalised over the batch (1 without PER)
     indices: np.ndarray  # int64 (B,): global transition indices, for update_priorities
+    prev_actions: np.ndarray  # int64 (B,): the action taken into obs (0, the no-op, at an episode's reset frame)
+    next_prev_actions: np.ndarray  # int64 (B,): the action taken into next_obs
 
 
 @dataclass
@@ -170,8 +172,9 @@ class ReplayBuffer:
         self._written = g + 1
 
     def _retire(self, old: int) -> None:
-        """Frame `old` is about to go: unsample its transition and the later ones whose stack reaches back to it."""
-        for k in range(self.stack):
+        """Frame `old` is about to go: unsample its transition and the later ones whose stack reaches back to it
+        (and the next one, whose previous action is stored in `old`'s slot)."""
+        for k in range(max(self.stack, 2)):
             slot = (old + k) % self.capacity
             if k and self._flags[slot] & FIRST:
                 break  # an episode starts here, so this and later stacks never look back to `old`
@@ -235,8 +238,12 @@ class ReplayBuffer:
         self._sample_calls += 1
         t = self._slot_to_global(slots)
         returns, discounts, m = self._n_step_targets(t)
+        first = (self._flags[slots] & FIRST) != 0
+        prev_actions = np.where(first, 0, self._actions[(t - 1) % self.capacity]).astype(np.int64)
         return Batch(obs=self._stacked_obs(t), actions=self._actions[slots].astype(np.int64), returns=returns,
-                     next_obs=self._stacked_obs(t + m), discounts=discounts, weights=weights, indices=t)
+                     next_obs=self._stacked_obs(t + m), discounts=discounts, weights=weights, indices=t,
+                     prev_actions=prev_actions,
+                     next_prev_actions=self._actions[(t + m - 1) % self.capacity].astype(np.int64))
 
     def _check_can_sample(self, batch_size: int) -> None:
         if batch_size < 1:

@@ -76,3 +76,15 @@ def test_coerce_and_json_round_trip(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="cannot read"):
         RunConfig.load(path)
+
+
+def test_a_config_saved_before_an_option_existed_keeps_what_that_run_used(tmp_path):
+    """prev_action came after runs were saved: their networks have no such input, so their config.json means False
+    (their weights.pt must still load into the network they were trained as)."""
+    assert RunConfig().prev_action is True
+    old = RunConfig().to_dict()
+    del old["prev_action"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    assert RunConfig.load(path).prev_action is False
+    assert RunConfig.from_dict({**old, "prev_action": True}).prev_action is True

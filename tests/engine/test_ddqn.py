@@ -91,6 +91,8 @@ def fixed_batch(batch: int = 8) -> SimpleNamespace:
         discounts=np.where(rng.random(batch) < 0.3, 0.0, 0.97).astype(np.float32),
         weights=rng.uniform(0.3, 1.0, batch).astype(np.float32),
         indices=np.arange(batch),
+        prev_actions=rng.integers(0, 3, batch),
+        next_prev_actions=rng.integers(0, 3, batch),
     )
 
 
@@ -146,3 +148,54 @@ def test_select_action_is_epsilon_greedy(epsilon, expect_random):
         assert set(actions.tolist()) == {0, 1, 2}
     else:
         assert (actions == 1).all()
+
+
+def prev_action_model() -> DuelingDDQN:
+    """A 3-action model whose Q depends only on the previous action: after action k, action (k + 1) % 3 is best."""
+    torch.manual_seed(0)
+    model = DuelingDDQN(STACK, 3, FRAME, conv_width=4, hidden_size=16, q_scale=100.0, seed=0, prev_action=True)
+    with torch.no_grad():
+        for p in model.online.parameters():
+            p.zero_()
+        first, last = model.online.advantage[0], model.online.advantage[-1]
+        for k in range(3):
+            first.weight[k, first.in_features - 3 + k] = 1.0  # hidden unit k fires after action k
+            last.weight[(k + 1) % 3, k] = 5.0
+    return model
+
+
+def test_the_previous_action_is_an_input_and_select_action_carries_it():
+    """NES Mario jumps only on a fresh press of A: what an action does depends on the one before it, which the
+    frames do not show. The model sees it beside the frames, and remembers what it chose last."""
+    model = prev_action_model()
+    obs = random_obs(3)
+    q = model(obs, "online", torch.tensor([0, 1, 2]))
+    assert q.argmax(dim=1).tolist() == [1, 2, 0]
+    assert model(obs).argmax(dim=1).tolist() == [1, 1, 1]  # no previous action given: as after the no-op
+    model.reset_state(1)
+    chosen = [int(model.select_action(obs[:1], 0.0)[0]) for _ in range(4)]
+    assert chosen == [1, 2, 0, 1]
+    model.reset_state(1)  # a new episode starts after the no-op again
+    assert int(model.select_action(obs[:1], 0.0)[0]) == 1
+    assert model.select_action(obs[:1], 1.0)[0] in (0, 1, 2)  # a random action is carried too
+    follow = model.select_action(obs[:1], 0.0)[0]
+    assert follow == (int(model.last_values.argmax()))
+
+
+def test_the_learner_feeds_the_batchs_previous_actions():
+    model = prev_action_model()
+    constant_heads(model.target, value=0.0, advantages=[0.0, 0.0, 0.0])
+    learner = DDQNLearner(model, reward_scale=1.0)
+    batch = fixed_batch(3)
+    batch.actions = np.array([1, 2, 0])
+    batch.discounts = np.zeros(3, np.float32)
+    batch.returns = np.zeros(3, np.float32)
+    batch.prev_actions = np.array([0, 1, 2])  # each action taken is the one the model rates best after its prev
+    _, info = learner.compute_loss(batch)
+    q_taken = model(torch.from_numpy(batch.obs), "online", torch.from_numpy(batch.prev_actions)).gather(
+        1, torch.from_numpy(batch.actions)[:, None]).squeeze(1)
+    np.testing.assert_allclose(info.priorities, q_taken.detach().abs().numpy(), rtol=1e-5)
+    assert (q_taken > 3.0).all()  # the best action after each row's own previous action
+    batch.prev_actions = np.array([2, 0, 1])  # the same actions after other previous actions are rated lower
+    _, shifted = learner.compute_loss(batch)
+    assert shifted.priorities.max() < info.priorities.min()

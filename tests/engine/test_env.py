@@ -16,10 +16,11 @@ from mario_tui.engine.env import action_meanings, current_rgb_frame, make_env, n
 
 INFO_KEYS = ("x_pos", "flag_get", "world", "stage", "score", "time", "life", "coins", "status")
 FRAME_COUNTER = 0x09  # SMB's RAM byte that counts NES frames
+FLOAT_STATE, PLAYER_Y = 0x1D, 0xCE  # SMB's RAM: 0 = Mario stands on something; Mario's height (smaller = higher)
 
 
 def cfg(**changes: object) -> SimpleNamespace:
-    base = dict(level="1-1", actions="simple", frame_skip=4, frame_size=84, frame_stack=4)
+    base = dict(level="1-1", actions="simple", frame_skip=4, frame_size=84, frame_stack=4, repress_jump=True)
     return SimpleNamespace(**{**base, **changes})
 
 
@@ -132,6 +133,33 @@ def test_list_spec_only_yields_listed_stages() -> None:
     assert np.array_equal(current_rgb_frame(env), current_rgb_frame(fresh))
     for env_ in (env, fresh):
         env_.close()
+
+
+def hold_jump(repress_jump: bool, frames: int = 120) -> tuple[int, int]:
+    """Hold `right + A` frame by frame from the start of 1-1: (jumps started, height of the first jump's peak)."""
+    env = make_env(cfg(frame_skip=1, repress_jump=repress_jump))
+    env.reset()
+    ram = env.unwrapped.ram
+    jumps, peak, was_on_ground = 0, 255, True
+    for _ in range(frames):
+        env.step(2)  # right + A
+        on_ground = ram[FLOAT_STATE] == 0
+        jumps += was_on_ground and not on_ground
+        if jumps == 1:
+            peak = min(peak, int(ram[PLAYER_Y]))
+        was_on_ground = on_ground
+    env.close()
+    return jumps, peak
+
+
+def test_holding_jump_jumps_again_after_landing_only_with_repress_jump() -> None:
+    """NES Mario jumps only on a fresh press of A: held, he jumps once and then walks (or pushes against a pipe).
+    With repress_jump the held A is released for a frame after landing, and the first jump is just as high."""
+    plain_jumps, plain_peak = hold_jump(False)
+    repress_jumps, repress_peak = hold_jump(True)
+    assert plain_jumps == 1
+    assert repress_jumps >= 2
+    assert repress_peak == plain_peak < 120  # a full jump: held A was never cut short
 
 
 @pytest.mark.parametrize(("changes", "message_part"), [

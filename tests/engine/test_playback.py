@@ -241,3 +241,18 @@ def test_loads_checkpoint_files_and_run_folders(tmp_path):
     assert config.frame_size == 42
     renamed = ckpt.rename(tmp_path / "run" / "best.pt")  # the kind comes from the contents, not the name
     assert load_policy(renamed)[0].conv_width == 4
+
+
+def test_weights_saved_before_the_previous_action_input_still_load_and_play(tmp_path):
+    """A weights.pt from before `prev_action` existed: its config has no such key and its network no such input."""
+    old_config = CONFIG.replace(prev_action=False)
+    model, _ = build_model(old_config, N_ACTIONS)
+    saved = old_config.to_dict()
+    del saved["prev_action"]
+    path = tmp_path / "old-run" / "weights.pt"
+    save_weights(path, model.state_dict(), saved, {"updates": 0})
+    config, loaded = load_policy(path)
+    assert config.prev_action is False and loaded.online.prev_action is False
+    assert play_episode(path, max_steps=5, seed=0).steps == 5
+    new = save_tiny(tmp_path / "new-run" / "weights.pt")  # today's default has the input
+    assert load_policy(new)[1].online.prev_action is True

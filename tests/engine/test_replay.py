@@ -109,6 +109,8 @@ def check_batch(rec: Recorder, batch, n: int, gamma: float) -> None:
         assert set(obs_ep[i].tolist()) == set(next_ep[i].tolist()) == {rec.episode[t]}
         assert min(rec.stack_globals(t)) >= oldest_live
         assert batch.actions[i] == rec.steps[t][0]
+        assert batch.prev_actions[i] == (0 if rec.episode_start[t] == t else rec.steps[t - 1][0])
+        assert batch.next_prev_actions[i] == rec.steps[t + m - 1][0]
         assert batch.returns[i] == pytest.approx(ret, rel=1e-5, abs=1e-5)
         assert batch.discounts[i] == pytest.approx(discount, rel=1e-6)
 
@@ -150,6 +152,10 @@ def test_n_step_targets_by_hand() -> None:
         np.testing.assert_array_equal(batch.obs[i, :, 0, 0], np.array(obs) + 10)
         np.testing.assert_array_equal(batch.next_obs[i, :, 0, 0], np.array(next_obs) + 10)
         assert batch.actions[i] == action
+        # the action into obs (the no-op 0 at a reset frame) and into next_obs; actions here equal t - episode start
+        assert batch.prev_actions[i] == (0 if t in (0, 6) else action - 1)
+        assert batch.next_prev_actions[i] == next_obs[-1] - (1 if t < 6 else 7)
+    assert batch.prev_actions.dtype == batch.next_prev_actions.dtype == np.int64
 
 
 def test_transitions_wait_for_their_lookahead() -> None:
@@ -221,6 +227,22 @@ def test_long_episode_longer_than_the_ring() -> None:
             check_batch(rec, rec.buffer.sample(16), n, gamma)
     rec.step(truncated=True)
     check_batch(rec, rec.buffer.sample(64), n, gamma)
+
+
+def test_previous_actions_survive_the_ring_wrap_with_one_frame_stacks() -> None:
+    """With stack 1 no frame history protects slot t-1, which holds transition t's previous action: the buffer
+    must still never serve a previous action from an overwritten slot."""
+    buffer = ReplayBuffer(10, SHAPE, stack=1, n_step=1, prioritized=False, seed=5)
+    actions: dict[int, int] = {}
+    buffer.start_episode(np.zeros((1, *SHAPE), dtype=np.uint8))
+    for g in range(60):
+        actions[g] = g % 7
+        buffer.add(actions[g], 0.0, np.full((1, *SHAPE), g + 1, dtype=np.uint8), False, False)
+        if len(buffer):
+            batch = buffer.sample(32)
+            for t, prev in zip(batch.indices.tolist(), batch.prev_actions.tolist(), strict=True):
+                assert prev == (0 if t == 0 else actions[t - 1])
+                assert t == 0 or t - 1 >= g + 2 - buffer.capacity  # the slot before its own is still live
 
 
 # --- prioritized replay -------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ class DDQNLearner:
     """target = R_n + gamma^n · Q_target(s_n, argmax_a Q_online(s_n, a)); Huber loss × IS weights.
 
     `R_n` and `gamma^n` (0 after a terminal) come precomputed from the replay buffer, so the learner is
-    independent of n and of where episodes ended.
+    independent of n and of where episodes ended. The batch's previous actions (of s and of s_n) reach a model
+    that takes them (`prev_action`); others ignore them.
     """
 
     def __init__(self, model: DuelingDDQN, reward_scale: float = 1.0, huber_delta: float = 1.0) -> None:
@@ -35,10 +36,11 @@ class DDQNLearner:
     def sample_batch(self, buffer: Any, batch_size: int) -> Any:
         return buffer.sample(batch_size)
 
-    def td_target(self, returns: torch.Tensor, discounts: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+    def td_target(self, returns: torch.Tensor, discounts: torch.Tensor, next_obs: torch.Tensor,
+                  next_prev_actions: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad():
-            next_actions = self.model(next_obs, "online").argmax(dim=1, keepdim=True)
-            next_q = self.model(next_obs, "target").gather(1, next_actions).squeeze(1)
+            next_actions = self.model(next_obs, "online", next_prev_actions).argmax(dim=1, keepdim=True)
+            next_q = self.model(next_obs, "target", next_prev_actions).gather(1, next_actions).squeeze(1)
             return returns * self.reward_scale + discounts * next_q
 
     def compute_loss(self, batch: Any) -> tuple[torch.Tensor, LossInfo]:
@@ -49,10 +51,12 @@ class DDQNLearner:
         discounts = as_tensor(batch.discounts, device).float()
         weights = as_tensor(batch.weights, device).float()
         next_obs = as_tensor(batch.next_obs, device)
+        prev_actions = as_tensor(batch.prev_actions, device).long()
+        next_prev_actions = as_tensor(batch.next_prev_actions, device).long()
 
-        q_all = self.model(obs, "online")
+        q_all = self.model(obs, "online", prev_actions)
         q_taken = q_all.gather(1, actions.unsqueeze(1)).squeeze(1)
-        target = self.td_target(returns, discounts, next_obs)
+        target = self.td_target(returns, discounts, next_obs, next_prev_actions)
         td_error = target - q_taken
         per_sample = F.huber_loss(q_taken, target, reduction="none", delta=self.huber_delta)
         loss = (weights * per_sample).mean()

@@ -1,4 +1,5 @@
-"""Dueling Double DQN: Nature-style conv trunk, separate value/advantage streams, softsign-bounded Q."""
+"""Dueling Double DQN: Nature-style conv trunk, separate value/advantage streams, softsign-bounded Q; optionally
+the previous action as an input beside the conv features."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from mario_tui.engine.models.base import Network
+
+NOOP_ACTION = 0
+"""The no-op's index in every action set: the previous action at an episode's start."""
 
 
 def nature_trunk(in_channels: int, width: int) -> nn.Sequential:
@@ -36,21 +40,31 @@ def bounded(q: torch.Tensor, q_scale: float) -> torch.Tensor:
 
 
 class DuelingQNetwork(nn.Module):
-    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a), then softsign-bounded."""
+    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a), then softsign-bounded.
+
+    With `prev_action`, both streams also see the one-hot previous action (see `RunConfig.prev_action`); rows
+    without one (None) count as after a no-op, as at an episode's start.
+    """
 
     def __init__(self, in_channels: int, num_actions: int, frame_size: int, conv_width: int = 32,
-                 hidden_size: int = 256, q_scale: float = 100.0) -> None:
+                 hidden_size: int = 256, q_scale: float = 100.0, prev_action: bool = False) -> None:
         super().__init__()
         self.q_scale = float(q_scale)
+        self.num_actions = num_actions
+        self.prev_action = prev_action
         self.trunk = nature_trunk(in_channels, conv_width)
-        features = conv_output_size(self.trunk, in_channels, frame_size)
+        features = conv_output_size(self.trunk, in_channels, frame_size) + (num_actions if prev_action else 0)
         self.value = nn.Sequential(nn.Linear(features, hidden_size), nn.ReLU(inplace=True),
                                    nn.Linear(hidden_size, 1))
         self.advantage = nn.Sequential(nn.Linear(features, hidden_size), nn.ReLU(inplace=True),
                                        nn.Linear(hidden_size, num_actions))
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, prev_actions: torch.Tensor | None = None) -> torch.Tensor:
         x = self.trunk(obs.float() / 255.0)
+        if self.prev_action:
+            if prev_actions is None:
+                prev_actions = torch.full((x.shape[0],), NOOP_ACTION, dtype=torch.long, device=x.device)
+            x = torch.cat([x, F.one_hot(prev_actions.long(), self.num_actions).to(x.dtype)], dim=1)
         return self.combine(self.value(x), self.advantage(x))
 
     def combine(self, value: torch.Tensor, advantage: torch.Tensor) -> torch.Tensor:
@@ -62,21 +76,28 @@ class DuelingDDQN(nn.Module):
 
     `parameters()` yields only the online network's parameters: they are what the optimizer steps and
     what the flat gradient/weights layout is built from. `state_dict()` holds both networks.
+    With `prev_action`, the only state carried between steps is the action `select_action` returned last.
     """
 
     def __init__(self, in_channels: int, num_actions: int, frame_size: int, conv_width: int = 32,
-                 hidden_size: int = 256, q_scale: float = 100.0, seed: int | None = None) -> None:
+                 hidden_size: int = 256, q_scale: float = 100.0, seed: int | None = None,
+                 prev_action: bool = False) -> None:
         super().__init__()
         self.num_actions = num_actions
-        self.online = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale)
-        self.target = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale)
+        self.prev_action = prev_action
+        self.online = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale,
+                                      prev_action)
+        self.target = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale,
+                                      prev_action)
         self.target.requires_grad_(False)
         self.sync_target()
         self._rng = np.random.default_rng(seed)
         self.last_values: np.ndarray | None = None
+        self._last_actions = np.full(1, NOOP_ACTION, dtype=np.int64)
 
     def reset_state(self, batch_size: int = 1) -> None:
-        """DQN carries no state between steps."""
+        """An episode starts: the previous action is a no-op (the only state DQN carries)."""
+        self._last_actions = np.full(batch_size, NOOP_ACTION, dtype=np.int64)
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]:  # type: ignore[override]
         return self.online.parameters(recurse)
@@ -84,22 +105,27 @@ class DuelingDDQN(nn.Module):
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"q": list(self.online.parameters())}
 
-    def forward(self, x: torch.Tensor, network: Network = "online") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, network: Network = "online",
+                prev_actions: torch.Tensor | None = None) -> torch.Tensor:
         net = self.online if network == "online" else self.target
-        return net(x)
+        return net(x, prev_actions)
 
     @torch.no_grad()
     def select_action(self, x: torch.Tensor, epsilon: float) -> np.ndarray:
-        """Epsilon-greedy over the online network; `x` is a uint8 batch (B, stack, H, W)."""
+        """Epsilon-greedy over the online network; `x` is a uint8 batch (B, stack, H, W). The returned actions are
+        the previous actions of the next call (`reset_state` at an episode's start)."""
         batch = x.shape[0]
+        if len(self._last_actions) != batch:
+            self.reset_state(batch)
         explore = self._rng.random(batch) < epsilon
         actions = self._rng.integers(0, self.num_actions, size=batch)
         self.last_values = None
         if not explore.all():
-            q = self.online(x)
+            q = self.online(x, torch.from_numpy(self._last_actions).to(x.device))
             self.last_values = q.cpu().numpy()
             actions = np.where(explore, actions, self.last_values.argmax(axis=1))
-        return actions.astype(np.int64)
+        self._last_actions = actions.astype(np.int64)
+        return self._last_actions.copy()
 
     def sync_target(self) -> None:
         self.target.load_state_dict(self.online.state_dict())
