@@ -182,7 +182,7 @@ def train_mario(system: str, seed: int, times: Sequence[float], out: Path,
 
 # --- SB3 systems ---------------------------------------------------------------------------------------------
 
-def make_sb3_env(repress_jump: bool = True) -> Any:
+def make_sb3_env(repress_jump: bool = False) -> Any:
     """The peers' pipeline: JoypadSpace(SIMPLE_MOVEMENT), skip 4 with max, grayscale, 84x84, stack 4; with
     `repress_jump`, mario-tui's `RepressJump` under the joypad, so both sides play the same game."""
     import gym_super_mario_bros  # noqa: F401  (registers the SuperMarioBros-* ids)
@@ -267,7 +267,7 @@ def train_sb3(system: str, seed: int, times: Sequence[float], out: Path, repress
 
 
 def train(system: str, seed: int, times: Sequence[float], out: Path,
-          variants: dict[str, dict[str, str]] | None = None, peers_repress_jump: bool = True) -> list[Training]:
+          variants: dict[str, dict[str, str]] | None = None, peers_repress_jump: bool = False) -> list[Training]:
     """Train one system in a fresh process: no torch threads, memory or CUDA state carried from one to the next.
     (Two trainings come back where one run is measured two ways: see `train_mario`.)"""
     with cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
@@ -343,7 +343,7 @@ def evaluate_mario(trainings: list[Training], options: Any) -> None:
             snapshot.evaluation = evaluation(evaluate(snapshot.path, options).episodes)
 
 
-def evaluate_all(trainings: list[Training], options: Any, peers_repress_jump: bool = True) -> None:
+def evaluate_all(trainings: list[Training], options: Any, peers_repress_jump: bool = False) -> None:
     evaluate_mario([t for t in trainings if is_mario(t.system)], options)
     evaluate_sb3([t for t in trainings if t.system in SB3_SYSTEMS], options, peers_repress_jump)
 
@@ -533,6 +533,23 @@ def write_outputs(out: Path, data: dict[str, Any], minutes: Sequence[float]) -> 
     os.replace(tmp, out / "results.json")
 
 
+TRAININGS_FILE = "trainings.json"
+"""Every finished training's record (snapshots, agent steps, seconds), rewritten after each one: an evaluation
+that fails after hours of training is run again with --evaluate-only instead of training again."""
+
+
+def save_trainings(out: Path, trainings: list[Training]) -> None:
+    tmp = out / f".{TRAININGS_FILE}.tmp"
+    tmp.write_text(json.dumps([dataclasses.asdict(t) for t in trainings], indent=1) + "\n")
+    os.replace(tmp, out / TRAININGS_FILE)
+
+
+def load_trainings(out: Path) -> list[Training]:
+    records = json.loads((out / TRAININGS_FILE).read_text())
+    return [Training(**{**r, "snapshots": [Snapshot(**{**s, "evaluation": None}) for s in r["snapshots"]]})
+            for r in records]
+
+
 def ignore_bulk(out: Path) -> None:
     """A .gitignore for the weights and run folders (~0.1-0.4 GB per run): only the figures are worth committing."""
     (out / ".gitignore").write_text("# written by bench_learning.py: keep results.json and learning.png only\n"
@@ -554,11 +571,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-workers", type=int, default=min(2, os.cpu_count() or 1),
                         help="evaluation processes (after training)")
     parser.add_argument("--eval-seed", type=int, default=0, help="episode i of every snapshot uses seed eval-seed + i")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help=f"train nothing: evaluate the snapshots of the trainings recorded in --out's "
+                             f"{TRAININGS_FILE} (a run whose evaluation failed), with this run's evaluation options")
     parser.add_argument("--reference", default="ddqn",
                         help="the system whose greedy mean x the others' is divided by (e.g. ddqn:ema@ema)")
-    parser.add_argument("--peers-repress-jump", action=argparse.BooleanOptionalAction, default=True,
-                        help="the peers play with mario-tui's RepressJump (its default: the same game on both sides); "
-                             "--no-peers-repress-jump gives them the plain joypad of the runs before 2026-12-04")
+    parser.add_argument("--peers-repress-jump", action=argparse.BooleanOptionalAction, default=False,
+                        help="the peers play with mario-tui's RepressJump, the easier game of --repress-jump (give it "
+                             "with a variant that sets repress_jump=True, so both sides play the same game)")
     args = parser.parse_args(argv)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     try:
@@ -571,6 +591,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--systems: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(SYSTEMS)}")
     if args.minutes <= 0 or args.seeds < 1 or args.eval_episodes < 1 or args.curve_points < 1 or args.eval_workers < 1:
         parser.error("--minutes must be above 0; --seeds, --eval-episodes, --curve-points, --eval-workers at least 1")
+    if args.evaluate_only and (args.out is None or not (args.out / TRAININGS_FILE).exists()):
+        parser.error(f"--evaluate-only needs --out with the {TRAININGS_FILE} of an earlier run")
     if args.out is None:
         args.out = Path(__file__).parent / "results" / f"learning-{dt.datetime.now():%Y%m%d-%H%M%S}"
     return args
@@ -591,7 +613,7 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 
 def train_all(systems: Sequence[str], seeds: int, times: Sequence[float], out: Path,
               variants: dict[str, dict[str, str]] | None = None,
-              peers_repress_jump: bool = True) -> tuple[list[Training], list[dict[str, Any]]]:
+              peers_repress_jump: bool = False) -> tuple[list[Training], list[dict[str, Any]]]:
     """Every system with every seed, one at a time; a failure is reported and the others still run (an hour-long
     benchmark should not be lost to one crash)."""
     trainings: list[Training] = []
@@ -604,10 +626,11 @@ def train_all(systems: Sequence[str], seeds: int, times: Sequence[float], out: P
                 failures.append({"system": system, "seed": seed, "error": f"{type(exc).__name__}: {exc}"})
                 print(f"FAILED {system} seed {seed}: {failures[-1]['error']}", flush=True)
                 continue
+            trainings.extend(done)
+            save_trainings(out, trainings)
             t = done[0]
             print(f"trained {system} seed {seed}: {t.agent_steps:,} agent steps in {t.train_seconds:.0f} s "
                   f"({t.frames_per_s:.0f} frames/s)", flush=True)
-            trainings.extend(done)
     return trainings, failures
 
 
@@ -620,7 +643,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = eval_options(args.eval_episodes, args.eval_seed, args.eval_workers)
     print(f"{machine['cores']} cores, {machine['cpu']}, {machine['date']}; {args.minutes:g} min per system and seed, "
           f"snapshots at {', '.join(f'{t / 60:.2f}' for t in times)} min; output in {args.out}", flush=True)
-    trainings, failures = train_all(args.systems, args.seeds, times, args.out, args.variants, args.peers_repress_jump)
+    if args.evaluate_only:
+        trainings, failures = load_trainings(args.out), []
+        times = [s.minutes * 60 for s in trainings[0].snapshots]
+    else:
+        trainings, failures = train_all(args.systems, args.seeds, times, args.out, args.variants,
+                                         args.peers_repress_jump)
     t0 = time.monotonic()
     evaluate_all(trainings, options, args.peers_repress_jump)
     print(f"evaluated {sum(len(t.snapshots) for t in trainings)} snapshots x {options.episodes} episodes "

@@ -104,6 +104,9 @@ class RunConfig:
     """Multiply environment rewards by this before learning (Mario's per-frame reward is within ±15)."""
     q_scale: float = 100.0
     """Q-values are softsign-bounded to [-q_scale, q_scale]."""
+    augment_shift: int = 0
+    """DDQN: shift each sampled observation by up to this many pixels at random before the loss (DrQ's
+    augmentation, edges repeated; 0 = off)."""
 
     # --- replay --------------------------------------------------------------------------------
     buffer_size: int = 50_000
@@ -145,9 +148,9 @@ class RunConfig:
     hidden_size: int = 256
     """Units of the fully connected layer of each dueling stream."""
     prev_action: bool = True
-    """DDQN: the Q-network also sees the previous action (one-hot, beside the conv features). NES Mario jumps only
-    on a fresh press of A and the frames cannot show whether A is still held, so without it a greedy agent holding
-    `right + A` against a pipe looks the same as one about to jump over it, and stays there."""
+    """DDQN: the Q-network also sees the buttons the previous action held (beside the conv features). NES Mario
+    jumps only on a fresh press of A and the frames cannot show whether A is still held, so without it a greedy
+    agent holding `right + A` against a pipe looks the same as one about to jump over it, and stays there."""
 
     # --- Dreamer (world model + imagined actor-critic; `batch_size` counts sequences) -------------
     seq_len: int = 16
@@ -279,6 +282,7 @@ class RunConfig:
         need("tau", 0 <= self.tau <= 1, "must be in [0, 1]")
         need("reward_scale", self.reward_scale > 0, "must be above 0")
         need("q_scale", self.q_scale > 0, "must be above 0")
+        need("augment_shift", 0 <= self.augment_shift <= 16, "must be between 0 (off) and 16 pixels")
         need("buffer_size", self.buffer_size >= max(self.batch_size, 2 * self.n_step + self.frame_stack),
              f"must hold at least one batch ({self.batch_size})")
         need("learning_starts", self.learning_starts >= 0, "must be 0 or more")

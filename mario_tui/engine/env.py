@@ -60,6 +60,16 @@ def action_meanings(actions: str) -> list[str]:
     return [" + ".join(buttons) for buttons in _combos(actions)]
 
 
+HELD_BUTTONS = ("right", "left", "down", "up", "A", "B")
+"""The buttons the action sets press (never start or select), in the order `action_buttons` lists them."""
+
+
+def action_buttons(actions: str) -> list[list[float]]:
+    """For each action of a set, 1.0 for each of `HELD_BUTTONS` it holds: what a model that sees the previous
+    action is shown (whether A is still held decides whether the next A press jumps)."""
+    return [[float(button in combo) for button in HELD_BUTTONS] for combo in _combos(actions)]
+
+
 def current_rgb_frame(env: gym.Env) -> np.ndarray:
     """A copy of the emulator's screen now (240x256x3 uint8): the last frame of the last step or reset.
 

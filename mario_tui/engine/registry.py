@@ -33,12 +33,18 @@ class ModelEntry:
 
 
 def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
+    from mario_tui.engine.env import action_buttons
     from mario_tui.engine.learners.ddqn import DDQNLearner
     from mario_tui.engine.models.ddqn import DuelingDDQN
 
+    codes = None
+    if config.prev_action:  # the buttons each action holds; an env of another action space (tests) sees one-hot
+        codes = action_buttons(config.actions)
+        if len(codes) != num_actions:
+            codes = [[float(i == j) for j in range(num_actions)] for i in range(num_actions)]
     model = DuelingDDQN(config.frame_stack, num_actions, config.frame_size, config.conv_width,
-                        config.hidden_size, config.q_scale, seed=config.seed, prev_action=config.prev_action)
-    return model, DDQNLearner(model, reward_scale=config.reward_scale)
+                        config.hidden_size, config.q_scale, seed=config.seed, prev_action_codes=codes)
+    return model, DDQNLearner(model, reward_scale=config.reward_scale, augment_shift=config.augment_shift)
 
 
 def _build_dreamer(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:

@@ -151,9 +151,11 @@ def test_select_action_is_epsilon_greedy(epsilon, expect_random):
 
 
 def prev_action_model() -> DuelingDDQN:
-    """A 3-action model whose Q depends only on the previous action: after action k, action (k + 1) % 3 is best."""
+    """A 3-action model whose Q depends only on the previous action (shown one-hot): after action k, action
+    (k + 1) % 3 is best."""
     torch.manual_seed(0)
-    model = DuelingDDQN(STACK, 3, FRAME, conv_width=4, hidden_size=16, q_scale=100.0, seed=0, prev_action=True)
+    model = DuelingDDQN(STACK, 3, FRAME, conv_width=4, hidden_size=16, q_scale=100.0, seed=0,
+                        prev_action_codes=np.eye(3).tolist())
     with torch.no_grad():
         for p in model.online.parameters():
             p.zero_()
@@ -199,3 +201,32 @@ def test_the_learner_feeds_the_batchs_previous_actions():
     batch.prev_actions = np.array([2, 0, 1])  # the same actions after other previous actions are rated lower
     _, shifted = learner.compute_loss(batch)
     assert shifted.priorities.max() < info.priorities.min()
+
+
+def test_random_shift_moves_each_row_by_at_most_pad_pixels_with_edges_repeated():
+    from mario_tui.engine.augment import random_shift
+
+    x = torch.arange(8 * 8, dtype=torch.uint8).reshape(1, 1, 8, 8).repeat(64, 2, 1, 1)
+    shifted = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert shifted.shape == x.shape and shifted.dtype == torch.uint8
+    assert torch.equal(shifted[:, 0], shifted[:, 1])  # one offset for the whole stack
+    padded = torch.nn.functional.pad(x[:1].float(), (2, 2, 2, 2), mode="replicate")[0, 0]
+    crops = {(dy, dx): padded[dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)}
+    seen = set()
+    for row in shifted[:, 0].float():
+        match = [offset for offset, crop in crops.items() if torch.equal(crop, row)]
+        assert match, "every row is the frame padded and cropped at some offset within the pad"
+        seen.add(match[0])
+    assert len(seen) > 10  # offsets vary between rows
+    assert random_shift(x, 0) is x
+
+
+def test_the_learner_augments_both_observations_when_asked():
+    batch = fixed_batch(8)
+    model = tiny_model()
+    plain, _ = DDQNLearner(model).compute_loss(batch)
+    again, _ = DDQNLearner(model).compute_loss(batch)
+    torch.testing.assert_close(plain, again)  # without augmentation the loss is a function of the batch
+    torch.manual_seed(1)
+    augmented, _ = DDQNLearner(model, augment_shift=4).compute_loss(batch)
+    assert not torch.allclose(augmented, plain)

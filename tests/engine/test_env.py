@@ -12,7 +12,7 @@ from nes_py.wrappers import JoypadSpace
 from PIL import Image
 
 from mario_tui.engine.config import ConfigError, RunConfig
-from mario_tui.engine.env import action_meanings, current_rgb_frame, make_env, num_actions
+from mario_tui.engine.env import HELD_BUTTONS, action_buttons, action_meanings, current_rgb_frame, make_env, num_actions
 
 INFO_KEYS = ("x_pos", "flag_get", "world", "stage", "score", "time", "life", "coins", "status")
 FRAME_COUNTER = 0x09  # SMB's RAM byte that counts NES frames
@@ -190,6 +190,17 @@ def test_action_sets() -> None:
         num_actions("all")
     with pytest.raises(ConfigError, match="right_only"):
         action_meanings("all")
+
+
+def test_action_buttons_show_which_actions_hold_a() -> None:
+    """What a model that sees the previous action is shown: the buttons it held, A among them."""
+    buttons = action_buttons("simple")
+    a_held = [row[HELD_BUTTONS.index("A")] for row in buttons]
+    assert a_held == [0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0]  # NOOP, right, right+A, right+B, right+A+B, A, left
+    assert buttons[0] == [0.0] * len(HELD_BUTTONS)
+    for actions in ("right_only", "simple", "complex"):
+        rows = action_buttons(actions)
+        assert len(rows) == num_actions(actions) and len({tuple(r) for r in rows}) == len(rows)  # nothing lost
 
 
 def test_rgb_frame(env_1_1: gym.Env) -> None:

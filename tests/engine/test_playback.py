@@ -97,8 +97,22 @@ def test_epsilon_explores_and_reports_progress(weights):
     assert all(np.isfinite(f.q_values).all() for f in rec.frames[1:])  # values shown even for random steps
 
 
-def test_a_stuck_agent_is_cut_after_stall_steps_without_a_new_max_x(weights):
-    # on 4-1 this untrained greedy policy runs right into the first pipe and stays there
+@pytest.fixture(scope="module")
+def walker(tmp_path_factory) -> Path:
+    """Weights whose greedy policy always presses `right`, whatever it sees."""
+    model, _ = build_model(CONFIG, N_ACTIONS)
+    with torch.no_grad():
+        for p in model.online.parameters():
+            p.zero_()
+        model.online.advantage[-1].bias[1] = 1.0  # right_only: 1 = right
+    path = tmp_path_factory.mktemp("checkpoints") / "walker" / "weights.pt"
+    save_weights(path, model.state_dict(), CONFIG.to_dict(), {"updates": 0})
+    return path
+
+
+def test_a_stuck_agent_is_cut_after_stall_steps_without_a_new_max_x(walker):
+    # on 4-1, walking right runs into the first pipe and stays there
+    weights = walker
     cut = play_episode(weights, level="4-1", max_steps=300, stall_steps=30, seed=0)
     whole = play_episode(weights, level="4-1", max_steps=300, seed=0)
     assert cut.stalled == 30 and "30 steps without progress" in cut.summary()

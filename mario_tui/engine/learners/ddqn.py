@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from mario_tui.engine.augment import random_shift
 from mario_tui.engine.learners.base import LossInfo
 from mario_tui.engine.models.ddqn import DuelingDDQN
 
@@ -21,13 +22,16 @@ class DDQNLearner:
 
     `R_n` and `gamma^n` (0 after a terminal) come precomputed from the replay buffer, so the learner is
     independent of n and of where episodes ended. The batch's previous actions (of s and of s_n) reach a model
-    that takes them (`prev_action`); others ignore them.
+    that takes them (`prev_action`); others ignore them. With `augment_shift`, both observations are randomly
+    shifted (DrQ, `augment.py`), each on its own.
     """
 
-    def __init__(self, model: DuelingDDQN, reward_scale: float = 1.0, huber_delta: float = 1.0) -> None:
+    def __init__(self, model: DuelingDDQN, reward_scale: float = 1.0, huber_delta: float = 1.0,
+                 augment_shift: int = 0) -> None:
         self.model = model
         self.reward_scale = float(reward_scale)
         self.huber_delta = float(huber_delta)
+        self.augment_shift = int(augment_shift)
 
     @property
     def device(self) -> torch.device:
@@ -45,12 +49,12 @@ class DDQNLearner:
 
     def compute_loss(self, batch: Any) -> tuple[torch.Tensor, LossInfo]:
         device = self.device
-        obs = as_tensor(batch.obs, device)
+        obs = random_shift(as_tensor(batch.obs, device), self.augment_shift)
         actions = as_tensor(batch.actions, device).long()
         returns = as_tensor(batch.returns, device).float()
         discounts = as_tensor(batch.discounts, device).float()
         weights = as_tensor(batch.weights, device).float()
-        next_obs = as_tensor(batch.next_obs, device)
+        next_obs = random_shift(as_tensor(batch.next_obs, device), self.augment_shift)
         prev_actions = as_tensor(batch.prev_actions, device).long()
         next_prev_actions = as_tensor(batch.next_prev_actions, device).long()
 

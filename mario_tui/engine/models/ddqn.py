@@ -3,7 +3,7 @@ the previous action as an input beside the conv features."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -42,18 +42,24 @@ def bounded(q: torch.Tensor, q_scale: float) -> torch.Tensor:
 class DuelingQNetwork(nn.Module):
     """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a), then softsign-bounded.
 
-    With `prev_action`, both streams also see the one-hot previous action (see `RunConfig.prev_action`); rows
-    without one (None) count as after a no-op, as at an episode's start.
+    With `prev_action_codes` (one row of numbers per action, e.g. the buttons it holds), both streams also see
+    the previous action's row beside the conv features (see `RunConfig.prev_action`); rows without a previous
+    action (None) count as after a no-op, as at an episode's start.
     """
 
     def __init__(self, in_channels: int, num_actions: int, frame_size: int, conv_width: int = 32,
-                 hidden_size: int = 256, q_scale: float = 100.0, prev_action: bool = False) -> None:
+                 hidden_size: int = 256, q_scale: float = 100.0,
+                 prev_action_codes: Sequence[Sequence[float]] | None = None) -> None:
         super().__init__()
         self.q_scale = float(q_scale)
         self.num_actions = num_actions
-        self.prev_action = prev_action
+        self.prev_action = prev_action_codes is not None
+        codes = torch.tensor(prev_action_codes if self.prev_action else [[]] * num_actions, dtype=torch.float32)
+        if codes.shape[0] != num_actions:
+            raise ValueError(f"prev_action_codes needs one row per action ({num_actions}), got {codes.shape[0]}")
+        self.register_buffer("prev_action_codes", codes)
         self.trunk = nature_trunk(in_channels, conv_width)
-        features = conv_output_size(self.trunk, in_channels, frame_size) + (num_actions if prev_action else 0)
+        features = conv_output_size(self.trunk, in_channels, frame_size) + codes.shape[1]
         self.value = nn.Sequential(nn.Linear(features, hidden_size), nn.ReLU(inplace=True),
                                    nn.Linear(hidden_size, 1))
         self.advantage = nn.Sequential(nn.Linear(features, hidden_size), nn.ReLU(inplace=True),
@@ -64,7 +70,7 @@ class DuelingQNetwork(nn.Module):
         if self.prev_action:
             if prev_actions is None:
                 prev_actions = torch.full((x.shape[0],), NOOP_ACTION, dtype=torch.long, device=x.device)
-            x = torch.cat([x, F.one_hot(prev_actions.long(), self.num_actions).to(x.dtype)], dim=1)
+            x = torch.cat([x, self.prev_action_codes[prev_actions.long()]], dim=1)
         return self.combine(self.value(x), self.advantage(x))
 
     def combine(self, value: torch.Tensor, advantage: torch.Tensor) -> torch.Tensor:
@@ -81,14 +87,13 @@ class DuelingDDQN(nn.Module):
 
     def __init__(self, in_channels: int, num_actions: int, frame_size: int, conv_width: int = 32,
                  hidden_size: int = 256, q_scale: float = 100.0, seed: int | None = None,
-                 prev_action: bool = False) -> None:
+                 prev_action_codes: Sequence[Sequence[float]] | None = None) -> None:
         super().__init__()
         self.num_actions = num_actions
-        self.prev_action = prev_action
         self.online = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale,
-                                      prev_action)
+                                      prev_action_codes)
         self.target = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale,
-                                      prev_action)
+                                      prev_action_codes)
         self.target.requires_grad_(False)
         self.sync_target()
         self._rng = np.random.default_rng(seed)
