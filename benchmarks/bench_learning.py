@@ -525,6 +525,8 @@ def write_outputs(out: Path, data: dict[str, Any], minutes: Sequence[float]) -> 
     seeds = f"{data['seeds']} seed{'s' if data['seeds'] != 1 else ''}"
     title = f"Greedy mean max x on {LEVEL} vs training time (mean of {seeds}, {data['protocol']['episodes']} episodes)"
     subtitle = f"{machine['date'][:10]}, {machine['cores']} cores, {machine['cpu']}"
+    if data.get("peers_repress_jump"):
+        subtitle += "; the SB3 peers played the easier --repress-jump game"
     png = out / "learning.png"
     draw_curve(curves, minutes, title, subtitle).save(out / ".learning.png.tmp", format="PNG")
     os.replace(out / ".learning.png.tmp", png)
@@ -548,6 +550,17 @@ def load_trainings(out: Path) -> list[Training]:
     records = json.loads((out / TRAININGS_FILE).read_text())
     return [Training(**{**r, "snapshots": [Snapshot(**{**s, "evaluation": None}) for s in r["snapshots"]]})
             for r in records]
+
+
+def resumable(trainings: list[Training], times: Sequence[float]) -> list[Training]:
+    """The earlier trainings, if their snapshots were taken at this run's times (else the curves would not line up)."""
+    for t in trainings:
+        taken = [round(s.minutes * 60, 3) for s in t.snapshots]
+        if taken != [round(x, 3) for x in times]:
+            raise SystemExit(f"--resume: {t.system} seed {t.seed} has snapshots at "
+                             f"{', '.join(f'{m / 60:.2f}' for m in taken)} min, not this run's; "
+                             "give the same --minutes and --curve-points")
+    return trainings
 
 
 def ignore_bulk(out: Path) -> None:
@@ -574,6 +587,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--evaluate-only", action="store_true",
                         help=f"train nothing: evaluate the snapshots of the trainings recorded in --out's "
                              f"{TRAININGS_FILE} (a run whose evaluation failed), with this run's evaluation options")
+    parser.add_argument("--resume", action="store_true",
+                        help=f"keep the trainings recorded in --out's {TRAININGS_FILE} (a run that was interrupted) "
+                             "and train only the missing system-seed pairs; same --minutes and --curve-points")
     parser.add_argument("--reference", default="ddqn",
                         help="the system whose greedy mean x the others' is divided by (e.g. ddqn:ema@ema)")
     parser.add_argument("--peers-repress-jump", action=argparse.BooleanOptionalAction, default=False,
@@ -591,8 +607,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--systems: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(SYSTEMS)}")
     if args.minutes <= 0 or args.seeds < 1 or args.eval_episodes < 1 or args.curve_points < 1 or args.eval_workers < 1:
         parser.error("--minutes must be above 0; --seeds, --eval-episodes, --curve-points, --eval-workers at least 1")
-    if args.evaluate_only and (args.out is None or not (args.out / TRAININGS_FILE).exists()):
-        parser.error(f"--evaluate-only needs --out with the {TRAININGS_FILE} of an earlier run")
+    for flag, given in (("--evaluate-only", args.evaluate_only), ("--resume", args.resume)):
+        if given and (args.out is None or not (args.out / TRAININGS_FILE).exists()):
+            parser.error(f"{flag} needs --out with the {TRAININGS_FILE} of an earlier run")
     if args.out is None:
         args.out = Path(__file__).parent / "results" / f"learning-{dt.datetime.now():%Y%m%d-%H%M%S}"
     return args
@@ -612,14 +629,18 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 
 
 def train_all(systems: Sequence[str], seeds: int, times: Sequence[float], out: Path,
-              variants: dict[str, dict[str, str]] | None = None,
-              peers_repress_jump: bool = False) -> tuple[list[Training], list[dict[str, Any]]]:
-    """Every system with every seed, one at a time; a failure is reported and the others still run (an hour-long
-    benchmark should not be lost to one crash)."""
-    trainings: list[Training] = []
+              variants: dict[str, dict[str, str]] | None = None, peers_repress_jump: bool = False,
+              done_before: Sequence[Training] = ()) -> tuple[list[Training], list[dict[str, Any]]]:
+    """Every system with every seed, one at a time, except those in `done_before` (a resumed run); a failure is
+    reported and the others still run (an hour-long benchmark should not be lost to one crash)."""
+    trainings: list[Training] = list(done_before)
     failures: list[dict[str, Any]] = []
+    finished = {(t.system, t.seed) for t in done_before}
     for seed in range(seeds):  # seeds outermost: a slow spell of the host hits every system alike
         for system in systems:
+            if (system, seed) in finished:
+                print(f"kept {system} seed {seed} from the earlier run", flush=True)
+                continue
             try:
                 done = train(system, seed, times, out, variants, peers_repress_jump)
             except Exception as exc:  # noqa: BLE001 - report it, go on with the other systems
@@ -647,8 +668,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         trainings, failures = load_trainings(args.out), []
         times = [s.minutes * 60 for s in trainings[0].snapshots]
     else:
+        done_before = resumable(load_trainings(args.out), times) if args.resume else []
         trainings, failures = train_all(args.systems, args.seeds, times, args.out, args.variants,
-                                         args.peers_repress_jump)
+                                         args.peers_repress_jump, done_before)
     t0 = time.monotonic()
     evaluate_all(trainings, options, args.peers_repress_jump)
     print(f"evaluated {sum(len(t.snapshots) for t in trainings)} snapshots x {options.episodes} episodes "
