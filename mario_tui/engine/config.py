@@ -147,10 +147,11 @@ class RunConfig:
     """Channels of the first conv layer (the next two have twice as many)."""
     hidden_size: int = 256
     """Units of the fully connected layer of each dueling stream."""
-    prev_action: bool = True
+    prev_action: bool = False
     """DDQN: the Q-network also sees the buttons the previous action held (beside the conv features). NES Mario
-    jumps only on a fresh press of A and the frames cannot show whether A is still held, so without it a greedy
-    agent holding `right + A` against a pipe looks the same as one about to jump over it, and stays there."""
+    jumps only on a fresh press of A and the frames cannot show whether A is still held, which is why greedy
+    agents stall at pipes holding `right + A`; off by default because it did not learn faster in the benchmark
+    (benchmarks/README.md, rows `prev1hot` and `btn`)."""
 
     # --- Dreamer (world model + imagined actor-critic; `batch_size` counts sequences) -------------
     seq_len: int = 16

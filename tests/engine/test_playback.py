@@ -268,5 +268,5 @@ def test_weights_saved_before_the_previous_action_input_still_load_and_play(tmp_
     config, loaded = load_policy(path)
     assert config.prev_action is False and loaded.online.prev_action is False
     assert play_episode(path, max_steps=5, seed=0).steps == 5
-    new = save_tiny(tmp_path / "new-run" / "weights.pt")  # today's default has the input
+    new = save_tiny(tmp_path / "new-run" / "weights.pt", CONFIG.replace(prev_action=True))  # a run that has it
     assert load_policy(new)[1].online.prev_action is True
