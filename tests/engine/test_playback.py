@@ -270,3 +270,13 @@ def test_weights_saved_before_the_previous_action_input_still_load_and_play(tmp_
     assert play_episode(path, max_steps=5, seed=0).steps == 5
     new = save_tiny(tmp_path / "new-run" / "weights.pt", CONFIG.replace(prev_action=True))  # a run that has it
     assert load_policy(new)[1].online.prev_action is True
+
+
+def test_a_weights_file_holds_the_learned_tensors_only(tmp_path):
+    """The previous action's button codes follow from the action set: a weights.pt written before that input
+    existed has no such tensor and loads strictly into today's network, with or without the input."""
+    for config in (CONFIG, CONFIG.replace(prev_action=True)):
+        model, _ = build_model(config, N_ACTIONS)
+        assert not [key for key in model.state_dict() if "prev_action_codes" in key]
+        path = save_tiny(tmp_path / f"run-{config.prev_action}" / "weights.pt", config)
+        assert load_policy(path)[1].online.prev_action is config.prev_action

@@ -57,7 +57,9 @@ class DuelingQNetwork(nn.Module):
         codes = torch.tensor(prev_action_codes if self.prev_action else [[]] * num_actions, dtype=torch.float32)
         if codes.shape[0] != num_actions:
             raise ValueError(f"prev_action_codes needs one row per action ({num_actions}), got {codes.shape[0]}")
-        self.register_buffer("prev_action_codes", codes)
+        # Not persistent: the codes follow from the run's action set, and weights files keep only what was learned
+        # (a weights.pt from before this input has no such key and must load strictly).
+        self.register_buffer("prev_action_codes", codes, persistent=False)
         self.trunk = nature_trunk(in_channels, conv_width)
         features = conv_output_size(self.trunk, in_channels, frame_size) + codes.shape[1]
         self.value = nn.Sequential(nn.Linear(features, hidden_size), nn.ReLU(inplace=True),
