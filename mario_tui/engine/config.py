@@ -107,6 +107,11 @@ class RunConfig:
     augment_shift: int = 0
     """DDQN: shift each sampled observation by up to this many pixels at random before the loss (DrQ's
     augmentation, edges repeated; 0 = off)."""
+    munchausen_alpha: float = 0.0
+    """DDQN: Munchausen-DQN's weight of the scaled log-policy bonus (its paper: 0.9); the target then bootstraps
+    on the target network's entropy-regularised soft value instead of Double DQN's. 0 = off (Double DQN)."""
+    munchausen_temperature: float = 0.03
+    """DDQN with Munchausen: the softmax temperature of its policy, in the units of the scaled Q-values."""
 
     # --- replay --------------------------------------------------------------------------------
     buffer_size: int = 50_000
@@ -284,6 +289,8 @@ class RunConfig:
         need("reward_scale", self.reward_scale > 0, "must be above 0")
         need("q_scale", self.q_scale > 0, "must be above 0")
         need("augment_shift", 0 <= self.augment_shift <= 16, "must be between 0 (off) and 16 pixels")
+        need("munchausen_alpha", 0 <= self.munchausen_alpha <= 1, "must be in [0, 1] (0 = off)")
+        need("munchausen_temperature", 0 < self.munchausen_temperature <= 10, "must be in (0, 10]")
         need("buffer_size", self.buffer_size >= max(self.batch_size, 2 * self.n_step + self.frame_stack),
              f"must hold at least one batch ({self.batch_size})")
         need("learning_starts", self.learning_starts >= 0, "must be 0 or more")

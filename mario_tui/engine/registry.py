@@ -44,7 +44,9 @@ def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
             codes = [[float(i == j) for j in range(num_actions)] for i in range(num_actions)]
     model = DuelingDDQN(config.frame_stack, num_actions, config.frame_size, config.conv_width,
                         config.hidden_size, config.q_scale, seed=config.seed, prev_action_codes=codes)
-    return model, DDQNLearner(model, reward_scale=config.reward_scale, augment_shift=config.augment_shift)
+    return model, DDQNLearner(model, reward_scale=config.reward_scale, augment_shift=config.augment_shift,
+                              munchausen_alpha=config.munchausen_alpha,
+                              munchausen_temperature=config.munchausen_temperature)
 
 
 def _build_dreamer(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:

@@ -81,6 +81,39 @@ def test_double_dqn_target_matches_hand_computed_case():
     assert target[0] < 1.0 + 0.9 * 2.9  # plain DQN (max over target) would have taken Q_target = 3
 
 
+def test_munchausen_target_matches_hand_computed_case():
+    model = tiny_model(actions=3, q_scale=1e6)  # a huge bound: Q is the heads' vector, softsign aside
+    constant_heads(model.online, value=0.0, advantages=[9.0, 9.0, 9.0])  # the online net takes no part
+    constant_heads(model.target, value=0.0, advantages=[1.0, 0.0, -1.0])  # Q_target = [1, 0, -1] everywhere
+    temperature, alpha = 0.5, 0.9
+    learner = DDQNLearner(model, reward_scale=0.5, munchausen_alpha=alpha, munchausen_temperature=temperature)
+    q = torch.tensor([1.0, 0.0, -1.0])
+    log_pi = torch.log_softmax(q / temperature, dim=0)
+    soft_value = float((log_pi.exp() * (q - temperature * log_pi)).sum())
+    bonus_a0 = alpha * max(float(temperature * log_pi[0]), -1.0)
+    bonus_a2 = alpha * max(float(temperature * log_pi[2]), -1.0)  # T · log pi(a2) = -2.07: clipped at -1
+    target = learner.munchausen_target(torch.tensor([2.0, 2.0]), torch.tensor([0.9, 0.0]), random_obs(2),
+                                       torch.tensor([0, 2]), random_obs(2, seed=1))
+    expected = torch.tensor([1.0 + bonus_a0 + 0.9 * soft_value, 1.0 + bonus_a2])
+    torch.testing.assert_close(target, expected, rtol=1e-5, atol=1e-5)
+    assert bonus_a2 == pytest.approx(-0.9)
+    assert soft_value > 1.0  # the soft value exceeds max Q by the policy's entropy bonus
+
+
+def test_the_learner_uses_the_munchausen_target_only_when_asked():
+    batch = fixed_batch()
+    losses = []
+    for alpha in (0.0, 0.9):
+        model = tiny_model(seed=3)
+        losses.append(float(DDQNLearner(model, munchausen_alpha=alpha).compute_loss(batch)[0]))
+    assert losses[0] != pytest.approx(losses[1])
+    model = tiny_model(seed=3)
+    learner = DDQNLearner(model, munchausen_alpha=0.9, munchausen_temperature=0.03)
+    loss, info = learner.compute_loss(batch)
+    loss.backward()
+    assert np.isfinite(info.priorities).all() and all(p.grad is not None for p in model.parameters())
+
+
 def fixed_batch(batch: int = 8) -> SimpleNamespace:
     rng = np.random.default_rng(1)
     return SimpleNamespace(
