@@ -394,6 +394,7 @@ def results(trainings: list[Training], failures: list[dict[str, Any]], args: arg
     reference = {t.seed: t for t in systems.get(args.reference, [])}
     return {
         "machine": machine, "level": LEVEL, "minutes": args.minutes, "seeds": args.seeds,
+        "first_seed": args.first_seed,
         "systems_asked": list(args.systems), "variants": args.variants, "peers_repress_jump": args.peers_repress_jump,
         "protocol": dataclasses.asdict(options),
         "curve_minutes": [t / 60 for t in times],
@@ -572,7 +573,9 @@ def ignore_bulk(out: Path) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=15.0, help="wall-clock training budget per system and seed")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1 per system")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1 per system (from --first-seed)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="train seeds N..N+K-1 instead (to add seeds to an earlier run's, e.g. in another session)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}")
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/learning-<timestamp>/")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:OPTION=VALUE,...",
@@ -605,6 +608,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.systems) - set(SYSTEMS) - set(args.variants))
     if unknown or not args.systems:
         parser.error(f"--systems: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(SYSTEMS)}")
+    if args.first_seed < 0:
+        parser.error("--first-seed must be 0 or more")
     if args.minutes <= 0 or args.seeds < 1 or args.eval_episodes < 1 or args.curve_points < 1 or args.eval_workers < 1:
         parser.error("--minutes must be above 0; --seeds, --eval-episodes, --curve-points, --eval-workers at least 1")
     for flag, given in (("--evaluate-only", args.evaluate_only), ("--resume", args.resume)):
@@ -630,13 +635,14 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 
 def train_all(systems: Sequence[str], seeds: int, times: Sequence[float], out: Path,
               variants: dict[str, dict[str, str]] | None = None, peers_repress_jump: bool = False,
-              done_before: Sequence[Training] = ()) -> tuple[list[Training], list[dict[str, Any]]]:
+              done_before: Sequence[Training] = (), first_seed: int = 0
+              ) -> tuple[list[Training], list[dict[str, Any]]]:
     """Every system with every seed, one at a time, except those in `done_before` (a resumed run); a failure is
     reported and the others still run (an hour-long benchmark should not be lost to one crash)."""
     trainings: list[Training] = list(done_before)
     failures: list[dict[str, Any]] = []
     finished = {(t.system, t.seed) for t in done_before}
-    for seed in range(seeds):  # seeds outermost: a slow spell of the host hits every system alike
+    for seed in range(first_seed, first_seed + seeds):  # seeds outermost: a slow spell hits every system alike
         for system in systems:
             if (system, seed) in finished:
                 print(f"kept {system} seed {seed} from the earlier run", flush=True)
@@ -670,7 +676,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         done_before = resumable(load_trainings(args.out), times) if args.resume else []
         trainings, failures = train_all(args.systems, args.seeds, times, args.out, args.variants,
-                                         args.peers_repress_jump, done_before)
+                                         args.peers_repress_jump, done_before, args.first_seed)
     t0 = time.monotonic()
     evaluate_all(trainings, options, args.peers_repress_jump)
     print(f"evaluated {sum(len(t.snapshots) for t in trainings)} snapshots x {options.episodes} episodes "
