@@ -105,7 +105,7 @@ def test_the_learner_uses_the_munchausen_target_only_when_asked():
     losses = []
     for alpha in (0.0, 0.9):
         model = tiny_model(seed=3)
-        losses.append(float(DDQNLearner(model, munchausen_alpha=alpha).compute_loss(batch)[0]))
+        losses.append(DDQNLearner(model, munchausen_alpha=alpha).compute_loss(batch)[0].item())
     assert losses[0] != pytest.approx(losses[1])
     model = tiny_model(seed=3)
     learner = DDQNLearner(model, munchausen_alpha=0.9, munchausen_temperature=0.03)
