@@ -152,6 +152,10 @@ class RunConfig:
     """Channels of the first conv layer (the next two have twice as many)."""
     hidden_size: int = 256
     """Units of the fully connected layer of each dueling stream."""
+    bf16: bool = False
+    """DDQN: run the conv trunk in bfloat16 (autocast; heads and Q-values stay float32). Faster where the CPU has
+    bfloat16 matrix units (Intel AMX) or on a recent GPU; on other CPUs it can be slower. Off by default
+    (benchmarks/README.md, row `bf16`)."""
     prev_action: bool = False
     """DDQN: the Q-network also sees the buttons the previous action held (beside the conv features). NES Mario
     jumps only on a fresh press of A and the frames cannot show whether A is still held, which is why greedy

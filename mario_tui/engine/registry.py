@@ -43,7 +43,8 @@ def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
         if len(codes) != num_actions:
             codes = [[float(i == j) for j in range(num_actions)] for i in range(num_actions)]
     model = DuelingDDQN(config.frame_stack, num_actions, config.frame_size, config.conv_width,
-                        config.hidden_size, config.q_scale, seed=config.seed, prev_action_codes=codes)
+                        config.hidden_size, config.q_scale, seed=config.seed, prev_action_codes=codes,
+                        bf16_trunk=config.bf16)
     return model, DDQNLearner(model, reward_scale=config.reward_scale, augment_shift=config.augment_shift,
                               munchausen_alpha=config.munchausen_alpha,
                               munchausen_temperature=config.munchausen_temperature)

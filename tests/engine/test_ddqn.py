@@ -263,3 +263,25 @@ def test_the_learner_augments_both_observations_when_asked():
     torch.manual_seed(1)
     augmented, _ = DDQNLearner(model, augment_shift=4).compute_loss(batch)
     assert not torch.allclose(augmented, plain)
+
+
+def test_a_bf16_trunk_keeps_q_values_and_gradients_in_float32_and_close_to_float32():
+    """`--bf16` runs only the conv trunk in bfloat16: Q-values, the loss and every gradient stay float32 (the
+    shared-memory gradient slots are float32), and Q stays within bfloat16's rounding of the float32 network."""
+    full = tiny_model(seed=3)
+    half = DuelingDDQN(STACK, 3, FRAME, conv_width=4, hidden_size=16, q_scale=100.0, seed=3, bf16_trunk=True)
+    half.load_state_dict(full.state_dict())
+    obs = random_obs(8, seed=1)
+    q_full, q_half = full(obs), half(obs)
+    assert q_half.dtype == torch.float32
+    assert not torch.equal(q_full, q_half)  # the trunk really ran in bfloat16
+    torch.testing.assert_close(q_half, q_full, rtol=0.05, atol=0.02)
+    batch = SimpleNamespace(obs=obs.numpy(), next_obs=random_obs(8, seed=2).numpy(), actions=np.arange(8) % 3,
+                            returns=np.ones(8, np.float32), discounts=np.full(8, 0.9, np.float32),
+                            weights=np.ones(8, np.float32), prev_actions=np.zeros(8, np.int64),
+                            next_prev_actions=np.zeros(8, np.int64))
+    loss, _ = DDQNLearner(half).compute_loss(batch)
+    loss.backward()
+    grads = [p.grad for p in half.parameters()]
+    assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads[:2])  # the first conv layer learns through the bfloat16 trunk

@@ -45,13 +45,18 @@ class DuelingQNetwork(nn.Module):
     With `prev_action_codes` (one row of numbers per action, e.g. the buttons it holds), both streams also see
     the previous action's row beside the conv features (see `RunConfig.prev_action`); rows without a previous
     action (None) count as after a no-op, as at an episode's start.
+
+    With `bf16_trunk` the conv trunk (~80 % of the multiply-adds) runs in bfloat16 under autocast and its
+    features return to float32, so the heads, the Q-values and the TD errors keep full precision: bfloat16's
+    8-bit mantissa would round a Q-value near 5 to steps of ~0.03, the size of many TD errors.
     """
 
     def __init__(self, in_channels: int, num_actions: int, frame_size: int, conv_width: int = 32,
                  hidden_size: int = 256, q_scale: float = 100.0,
-                 prev_action_codes: Sequence[Sequence[float]] | None = None) -> None:
+                 prev_action_codes: Sequence[Sequence[float]] | None = None, bf16_trunk: bool = False) -> None:
         super().__init__()
         self.q_scale = float(q_scale)
+        self.bf16_trunk = bool(bf16_trunk)
         self.num_actions = num_actions
         self.prev_action = prev_action_codes is not None
         codes = torch.tensor(prev_action_codes if self.prev_action else [[]] * num_actions, dtype=torch.float32)
@@ -68,7 +73,9 @@ class DuelingQNetwork(nn.Module):
                                        nn.Linear(hidden_size, num_actions))
 
     def forward(self, obs: torch.Tensor, prev_actions: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.trunk(obs.float() / 255.0)
+        with torch.autocast(obs.device.type, dtype=torch.bfloat16, enabled=self.bf16_trunk):
+            x = self.trunk(obs.float() / 255.0)
+        x = x.float()
         if self.prev_action:
             if prev_actions is None:
                 prev_actions = torch.full((x.shape[0],), NOOP_ACTION, dtype=torch.long, device=x.device)
@@ -89,13 +96,13 @@ class DuelingDDQN(nn.Module):
 
     def __init__(self, in_channels: int, num_actions: int, frame_size: int, conv_width: int = 32,
                  hidden_size: int = 256, q_scale: float = 100.0, seed: int | None = None,
-                 prev_action_codes: Sequence[Sequence[float]] | None = None) -> None:
+                 prev_action_codes: Sequence[Sequence[float]] | None = None, bf16_trunk: bool = False) -> None:
         super().__init__()
         self.num_actions = num_actions
         self.online = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale,
-                                      prev_action_codes)
+                                      prev_action_codes, bf16_trunk)
         self.target = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale,
-                                      prev_action_codes)
+                                      prev_action_codes, bf16_trunk)
         self.target.requires_grad_(False)
         self.sync_target()
         self._rng = np.random.default_rng(seed)
