@@ -25,8 +25,15 @@ def scalars(folder) -> dict[str, dict[int, float]]:
 def test_a_run_with_tensorboard_writes_the_csv_scalars_as_events(tmp_path, runs):
     run = start(runs, tiny_config(tmp_path, steps=0, workers=1, tensorboard=True, csv_every=5, eval_every=10,
                                   eval_episodes=1, eval_max_steps=40, eval_noops=2))
-    wait_for(lambda: len(run.eval_history) >= 1 and run.coordinator.counters.updates >= 25, 150,
-             "an evaluation and 25 updates")
+
+    def evaluation_in_csv() -> bool:  # the eval_* columns reach training.csv with the next row after the result
+        try:
+            return any(row.get("eval_updates") for row in read_csv(run.csv_path))
+        except (OSError, ValueError):
+            return False
+
+    wait_for(lambda: run.coordinator.counters.updates >= 25 and evaluation_in_csv(), 150,
+             "an evaluation in training.csv and 25 updates")
     run.stop()
     assert run.error is None
     folder = run.paths.root
