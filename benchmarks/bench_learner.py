@@ -55,7 +55,7 @@ def main() -> None:
     config = RunConfig()
     batch = batch_of(args.batch, 7)
 
-    def learner_step(config: RunConfig) -> Callable[[], None]:
+    def learner_step(config: RunConfig) -> tuple[Callable[[], None], torch.nn.Module, torch.optim.Optimizer]:
         model, learner = build_model(config, 7)
         optimizer = make_optimizer(param_groups(model, config), torch.device("cpu"))
 
@@ -66,12 +66,10 @@ def main() -> None:
             clip_gradients(optimizer, config.grad_clip)
             optimizer.step()
 
-        step.model, step.optimizer = model, optimizer  # type: ignore[attr-defined]
-        return step
+        return step, model, optimizer
 
-    ours = learner_step(config)
-    ours_bf16 = learner_step(replace(config, bf16=True)) if args.bf16 else None
-    model, optimizer = ours.model, ours.optimizer  # type: ignore[attr-defined]
+    ours, model, optimizer = learner_step(config)
+    ours_bf16 = learner_step(replace(config, bf16=True))[0] if args.bf16 else None
 
     base_online, base_target = nature_dqn(7), nature_dqn(7)
     base_opt = torch.optim.Adam(base_online.parameters(), lr=config.lr)

@@ -73,9 +73,11 @@ class DuelingQNetwork(nn.Module):
                                        nn.Linear(hidden_size, num_actions))
 
     def forward(self, obs: torch.Tensor, prev_actions: torch.Tensor | None = None) -> torch.Tensor:
-        with torch.autocast(obs.device.type, dtype=torch.bfloat16, enabled=self.bf16_trunk):
+        if self.bf16_trunk:
+            with torch.autocast(obs.device.type, dtype=torch.bfloat16):
+                x = self.trunk(obs.float() / 255.0).float()
+        else:  # the acting hot path: no autocast context to enter
             x = self.trunk(obs.float() / 255.0)
-        x = x.float()
         if self.prev_action:
             if prev_actions is None:
                 prev_actions = torch.full((x.shape[0],), NOOP_ACTION, dtype=torch.long, device=x.device)
