@@ -148,6 +148,11 @@ class RunConfig:
     """An easier game: holding a jump action jumps again on landing (A is released for a frame once Mario has stood
     on the ground with it held; the game itself jumps only on a fresh press). Holding `right + A` then hops to
     x ~1,140 on 1-1, where it walks into the first Goomba at x ~300 without it."""
+    reached_starts: float = 0.0
+    """Share of training episodes that start from a state an earlier episode of the same worker reached (a snapshot
+    of the emulator taken with Mario on the ground, one stretch of the level drawn uniformly): the agent practises
+    every part of the level it has seen, not mostly its start. Evaluation always starts at the level's start.
+    0 = off."""
     conv_width: int = 32
     """Channels of the first conv layer (the next two have twice as many)."""
     hidden_size: int = 256
@@ -292,6 +297,7 @@ class RunConfig:
         need("tau", 0 <= self.tau <= 1, "must be in [0, 1]")
         need("reward_scale", self.reward_scale > 0, "must be above 0")
         need("q_scale", self.q_scale > 0, "must be above 0")
+        need("reached_starts", 0 <= self.reached_starts <= 1, "must be in [0, 1] (0 = off)")
         need("augment_shift", 0 <= self.augment_shift <= 16, "must be between 0 (off) and 16 pixels")
         need("munchausen_alpha", 0 <= self.munchausen_alpha <= 1, "must be in [0, 1] (0 = off)")
         need("munchausen_temperature", 0 < self.munchausen_temperature <= 10, "must be in (0, 10]")

@@ -4,6 +4,8 @@
 
     gym.make("SuperMarioBros-W-S-v0")  one emulator, single-stage rules (death / flag / time-up ends the episode)
     StageSampler                       only for `random` or a list: loads a freshly drawn stage at every reset
+    ReachedStarts                      only for training workers with `reached_starts` > 0: a share of resets
+                                       load a state an earlier episode reached (`reached_starts.py`)
     RepressJump                        only with `repress_jump`: a held A button is released for one frame when
                                        Mario has stood on the ground with it held, so holding jump jumps again
     JoypadSpace                        Discrete(n) over a button-combination list from gym_super_mario_bros.actions
@@ -31,6 +33,7 @@ from nes_py.wrappers import JoypadSpace
 from PIL import Image
 
 from mario_tui.engine.config import ACTION_SETS, ConfigError, RunConfig, all_stages, parse_level_spec
+from mario_tui.engine.reached_starts import ReachedStarts
 
 BUTTON_COMBOS: dict[str, list[list[str]]] = {
     "right_only": RIGHT_ONLY,
@@ -221,12 +224,13 @@ def check_env_options(config: Any) -> None:
             raise ConfigError(problems[name])
 
 
-def make_env(config: Any, seed: int | None = None, render_rgb: bool = False) -> gym.Env:
+def make_env(config: Any, seed: int | None = None, render_rgb: bool = False, training: bool = False) -> gym.Env:
     """Build the preprocessed Super Mario Bros env described by `config` (see the module docstring).
 
     `seed` seeds the stage draws of `random` / list levels and the action space's `sample()`; a later
     `reset(seed=s)` reseeds as in gymnasium. `render_rgb` gives the emulator `render_mode="rgb_array"`
-    (so `env.render()` returns the screen); `current_rgb_frame` works either way.
+    (so `env.render()` returns the screen); `current_rgb_frame` works either way. `training` adds what only
+    training episodes do (`reached_starts`); evaluation and replay play the level from its start.
     """
     check_env_options(config)
     spec = parse_level_spec(config.level)
@@ -237,6 +241,8 @@ def make_env(config: Any, seed: int | None = None, render_rgb: bool = False) -> 
     env: gym.Env = gym.make(_env_id(first), render_mode="rgb_array" if render_rgb else None)
     if len(stages) > 1:
         env = StageSampler(env, stages, rng)
+    if training and getattr(config, "reached_starts", 0) > 0:
+        env = ReachedStarts(env, config.reached_starts, np.random.default_rng([seed or 0, 0x5EED]))
     if config.repress_jump:
         env = RepressJump(env)
     env = JoypadSpace(env, _combos(config.actions))

@@ -142,7 +142,7 @@ class WorkerLoop:
         seed = cfg.seed + 10_007 * i + 101 * spec.incarnation
         torch.manual_seed(seed)
         factory = spec.env_factory
-        self.env = factory(cfg, seed) if callable(factory) else make_env(cfg, seed=seed, render_rgb=True)
+        self.env = factory(cfg, seed) if callable(factory) else make_env(cfg, seed=seed, render_rgb=True, training=True)
         actions = int(self.env.action_space.n)
         self.device = learning_device(cfg.worker_device, cfg.device)
         # The learner's copy of the model lives on the learning device; acting (batch 1) stays on the CPU, with

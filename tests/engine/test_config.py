@@ -34,6 +34,7 @@ def test_defaults_are_valid_and_every_field_has_help():
     ({"actor_lr": 0.0}, "actor_lr", "--actor-lr: must be in (0, 1]"),
     ({"critic_lr": 2.0}, "critic_lr", "--critic-lr: must be in (0, 1]"),
     ({"gamma": 1.5}, "gamma", "(0, 1]"),
+    ({"reached_starts": 1.5}, "reached_starts", "--reached-starts: must be in [0, 1]"),
     ({"level": "9-1"}, "level", "valid"),
     ({"actions": "jump"}, "actions", "right_only, simple, complex"),
     ({"buffer_size": 4, "batch_size": 32}, "buffer_size", "batch"),
