@@ -28,11 +28,13 @@ STAGES = range(1, 5)
 
 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "dreamer": {"eps_start": 0.0, "eps_end": 0.0},
+    "dreamer": {"eps_start": 0.0, "eps_end": 0.0, "batch_size": 8, "entropy_coef": 3e-3},
 }
 """Defaults that depend on the model (the CLI, the Launch form and `RunConfig.with_model_defaults` apply them).
 Dreamer's actor samples its actions and explores through its entropy bonus: epsilon-greedy on top of it would only
-add random actions the imagined returns never asked for."""
+add random actions the imagined returns never asked for. Its update over 8 sequences costs a third of one over 32
+(the world model encodes and decodes every frame), so a 2-core run makes 2.3x the frames and updates; with 8 the
+actor needs the larger entropy bonus, or it turns deterministic within minutes (benchmarks/README.md, Dreamer)."""
 
 
 def model_default(model: str, field_name: str) -> Any:

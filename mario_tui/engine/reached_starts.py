@@ -44,7 +44,7 @@ class ReachedStarts(gym.Wrapper):
         self._offers: dict[tuple[int, int, int], int] = {}
         self._visited: set[tuple[int, int, int]] = set()
         self.started_at = 0
-        """The x the current episode started from (0 when it started at the level's start)."""
+        """The x of the state the current episode started from; 0 after a plain reset at the level's start."""
 
     @property
     def cells(self) -> int:
