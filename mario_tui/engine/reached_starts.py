@@ -8,7 +8,8 @@ every stretch of the level the agent has seen, about equally often, and the fron
 
 The snapshots are the agent's own states, no demonstration; evaluation (`--eval`, periodic evaluation, the
 benchmark) always starts at the level's start. It needs an emulator that can save and load its state, which
-nes-py does in ~0.1 ms (dump) and ~0.02 ms (load), screen included.
+nes-py does in ~0.1 ms (dump) and ~0.02 ms (load), screen included. The snapshots live in the worker's memory
+only: a restarted or resumed worker starts with none and collects them again within an episode or two.
 """
 
 from __future__ import annotations
