@@ -242,7 +242,7 @@ def make_env(config: Any, seed: int | None = None, render_rgb: bool = False, tra
     if len(stages) > 1:
         env = StageSampler(env, stages, rng)
     if training and getattr(config, "reached_starts", 0) > 0:
-        env = ReachedStarts(env, config.reached_starts, np.random.default_rng([seed or 0, 0x5EED]))
+        env = ReachedStarts(env, config.reached_starts, seed)
     if config.repress_jump:
         env = RepressJump(env)
     env = JoypadSpace(env, _combos(config.actions))

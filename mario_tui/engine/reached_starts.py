@@ -33,19 +33,24 @@ class ReachedStarts(gym.Wrapper):
     uniformly, then one of its snapshots.
     """
 
-    def __init__(self, env: gym.Env, probability: float, rng: np.random.Generator, stretch: int = 64,
+    def __init__(self, env: gym.Env, probability: float, seed: int | None = None, stretch: int = 64,
                  per_cell: int = 4) -> None:
         super().__init__(env)
         self.probability = probability
         self.stretch = stretch
         self.per_cell = per_cell
-        self._rng = rng
+        self._rng = self._rng_of(seed)
         self._nes = env.unwrapped
         self._cells: dict[tuple[int, int, int], list[Any]] = {}
         self._offers: dict[tuple[int, int, int], int] = {}
         self._visited: set[tuple[int, int, int]] = set()
+        self._stage = (0, 0)  # the episode's (world, stage), read once per reset: an episode plays one stage
         self.started_at = 0
         """The x of the state the current episode started from; 0 after a plain reset at the level's start."""
+
+    @staticmethod
+    def _rng_of(seed: int | None) -> np.random.Generator:
+        return np.random.default_rng(None if seed is None else [seed, 0x5EED])
 
     @property
     def cells(self) -> int:
@@ -54,11 +59,11 @@ class ReachedStarts(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         if seed is not None:
-            self._rng = np.random.default_rng([seed, 0x5EED])
+            self._rng = self._rng_of(seed)
         observation, info = self.env.reset(seed=seed, options=options)
         self._visited = set()
         self.started_at = 0
-        stage = (self._nes._world, self._nes._stage)
+        self._stage = stage = (self._nes._world, self._nes._stage)
         choices = [cell for cell in self._cells if cell[:2] == stage]
         if choices and self._rng.random() < self.probability:
             snapshots = self._cells[choices[self._rng.integers(len(choices))]]
@@ -78,8 +83,10 @@ class ReachedStarts(gym.Wrapper):
     def _offer(self) -> None:
         """Keep a snapshot of now if this is the episode's first grounded, normal frame in its cell."""
         nes = self._nes
-        cell = (nes._world, nes._stage, nes._x_position // self.stretch)
-        if cell in self._visited or nes.ram[FLOAT_STATE] != 0 or nes._player_state != NORMAL_PLAYER_STATE:
+        if nes.ram[FLOAT_STATE] != 0:  # one RAM byte, the cheapest test first: this runs every NES frame
+            return
+        cell = (*self._stage, nes._x_position // self.stretch)
+        if cell in self._visited or nes._player_state != NORMAL_PLAYER_STATE:
             return
         self._visited.add(cell)
         offers = self._offers[cell] = self._offers.get(cell, 0) + 1
