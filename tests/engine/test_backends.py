@@ -89,8 +89,8 @@ def test_a_run_trains_checkpoints_resumes_counts_every_episode_and_leaves_no_pro
     config = tiny_config(tmp_path, steps=20, checkpoint_every=10, backend=backend)
     run = start(runs, config)
     wait_for(run.done.is_set, 120, "first 20 updates")
+    wait_for(lambda: all(r.pid for r in run.worker_rows()), 60, "both workers' pids")
     pids = [r.pid for r in run.worker_rows()]
-    assert all(pids)
     run.stop()
     assert run.error is None
     wait_for(lambda: not any(alive(p) for p in pids), 20, "the workers' processes to end")
@@ -127,6 +127,8 @@ def test_a_run_trains_checkpoints_resumes_counts_every_episode_and_leaves_no_pro
 def test_killed_worker_process_is_restarted_and_counted(tmp_path, runs, backend):
     run = start(runs, tiny_config(tmp_path, steps=0, backend=backend))
     wait_for(lambda: run.coordinator.counters.updates >= 5, 120, "first updates")
+    # under Ray a worker's pid arrives with its start reply, which may come after the other worker's first updates
+    wait_for(lambda: run.worker_rows()[0].pid is not None, 60, "worker 0's pid")
     victim = run.worker_rows()[0].pid
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: run.worker_rows()[0].restarts >= 1, 60, "restart after SIGKILL")
