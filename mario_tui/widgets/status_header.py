@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from textual.content import Content
+from textual.css.query import NoMatches
+from textual.events import Mount
+from textual.screen import Screen
+from textual.widget import NoScreen, Widget
 from textual.widgets import Header, Static
 
 
@@ -21,6 +25,21 @@ class StatusHeader(Header):
     @property
     def status(self) -> str | None:
         return self._status
+
+    def _on_mount(self, event: Mount) -> None:
+        """Header's own title watchers, minus their crash: a title change that lands while the header is being
+        removed (the app quitting as a screen changes) finds no HeaderTitle and raised NoMatches from Textual."""
+        Widget._on_mount(self, event)
+        event.prevent_default()  # Header._on_mount would add its unguarded watchers
+        screen: Screen = self.screen
+        for node, name in ((self.app, "title"), (self.app, "sub_title"), (screen, "title"), (screen, "sub_title")):
+            self.watch(node, name, self._refresh_title)
+
+    def _refresh_title(self) -> None:
+        try:
+            self.query_one("HeaderTitle", Static).update(self.format_title())
+        except (NoMatches, NoScreen):
+            pass
 
     def show_status(self, status: str) -> None:
         if status == self._status:
