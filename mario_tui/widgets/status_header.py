@@ -36,8 +36,13 @@ class StatusHeader(Header):
             self.watch(node, name, self._refresh_title)
 
     def _refresh_title(self) -> None:
+        self._update_title(layout=True)
+
+    def _update_title(self, layout: bool) -> None:
+        """Repaint the title line; nothing when the header's title child is already gone."""
         try:
-            self.query_one("HeaderTitle", Static).update(self.format_title())
+            # HeaderTitle is a Static (private class in textual.widgets._header): select it by its type name.
+            self.query_one("HeaderTitle", Static).update(self.format_title(), layout=layout)
         except (NoMatches, NoScreen):
             pass
 
@@ -46,8 +51,7 @@ class StatusHeader(Header):
             return
         self._status = status
         if self.is_mounted:
-            # HeaderTitle is a Static (private class in textual.widgets._header): select it by its type name.
-            self.query_one("HeaderTitle", Static).update(self.format_title(), layout=False)  # fixed size
+            self._update_title(layout=False)  # the title line has a fixed size
 
     def format_title(self) -> Content:
         sub_title = self._status if self._status is not None else self.screen_sub_title
