@@ -114,6 +114,9 @@ class RunConfig:
     on the target network's entropy-regularised soft value instead of Double DQN's. 0 = off (Double DQN)."""
     munchausen_temperature: float = 0.03
     """DDQN with Munchausen: the softmax temperature of its policy, in the units of the scaled Q-values."""
+    lower_bound: bool = False
+    """DDQN: raise each TD target to the discounted return its episode actually earned from that step, where the
+    episode terminated (lower-bound Q-learning: the emulator is deterministic, so the return is a floor on Q)."""
 
     # --- replay --------------------------------------------------------------------------------
     buffer_size: int = 50_000

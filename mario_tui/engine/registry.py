@@ -30,6 +30,9 @@ class ModelEntry:
     """Whether the learner uses replay priorities (False: the buffer skips its sum tree)."""
     lr_fields: Mapping[str, str] = field(default_factory=dict)
     """The RunConfig option that holds each parameter group's learning rate; groups not named here use `lr`."""
+    optional_metrics: frozenset[str] = frozenset()
+    """Metrics of an option that is off by default: the learner sends them only with it on, and the dashboard
+    lists them only once they arrive."""
 
 
 def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
@@ -47,7 +50,8 @@ def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
                         bf16_trunk=config.bf16)
     return model, DDQNLearner(model, reward_scale=config.reward_scale, augment_shift=config.augment_shift,
                               munchausen_alpha=config.munchausen_alpha,
-                              munchausen_temperature=config.munchausen_temperature)
+                              munchausen_temperature=config.munchausen_temperature,
+                              lower_bound=config.lower_bound)
 
 
 def _build_dreamer(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
@@ -66,7 +70,8 @@ def _build_dreamer(config: RunConfig, num_actions: int) -> tuple[Model, Learner]
 
 REGISTRY: dict[str, ModelEntry] = {
     "ddqn": ModelEntry("ddqn", "Dueling Double DQN with n-step prioritized replay", _build_ddqn,
-                       ("q_loss", "q_mean", "q_max", "td_error_mean", "batch_size"), ("q_loss", "q_mean")),
+                       ("q_loss", "q_mean", "q_max", "td_error_mean", "bound_share", "batch_size"),
+                       ("q_loss", "q_mean"), optional_metrics=frozenset({"bound_share"})),
     "dreamer": ModelEntry("dreamer", "Dreamer-style world model with an imagined actor-critic", _build_dreamer,
                           ("wm_loss", "wm_recon_mse", "wm_ssim", "wm_kl", "wm_reward_loss", "wm_cont_loss",
                            "wm_terminal_acc", "actor_loss", "actor_entropy", "imag_return", "imag_value",

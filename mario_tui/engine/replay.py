@@ -11,6 +11,11 @@ costs one frame plus a few dozen bytes of bookkeeping, instead of 2 x stack fram
 Addressing.  Slots are named by their *global* index g (frames written before them); slot = g % capacity.
 `Batch.indices` are globals, so `update_priorities` can skip transitions overwritten since they were sampled.
 
+Lower bounds.  When an episode terminates, every step of it still stored gets its discounted Monte-Carlo return
+G_t = r_t + gamma * G_{t+1} (0 after the terminal step).  The emulator is deterministic, so the taken action can
+earn at least G_t from that state again, and a learner may use G_t as a lower bound on Q(s_t, a_t).  Truncated
+and abandoned episodes have no known tail, so their steps get no bound (-inf in `Batch.lower_bounds`).
+
 Sampleability.  A transition becomes sampleable once its n-step lookahead is complete (n later steps exist) or
 its episode has ended; it stops being sampleable when its own frame or one of its history frames is about to be
 overwritten.  Its lookahead frames are newer than it, so they outlive it.  With PER, "sampleable" means a
@@ -37,6 +42,7 @@ FIRST = np.uint8(1)  # the slot's frame is its episode's reset frame
 TERMINATED = np.uint8(2)  # the step from this slot ended the episode by termination
 TRUNCATED = np.uint8(4)  # the step from this slot ended the episode by truncation (or the episode was abandoned)
 SAMPLEABLE = np.uint8(8)  # the transition at this slot may be sampled
+BOUNDED = np.uint8(16)  # the slot's step has a Monte-Carlo return (its episode terminated)
 _ENDED = TERMINATED | TRUNCATED
 _NOT_SAMPLEABLE = np.uint8(0xFF ^ int(SAMPLEABLE))
 
@@ -58,6 +64,7 @@ class Batch:
     indices: np.ndarray  # int64 (B,): global transition indices, for update_priorities
     prev_actions: np.ndarray  # int64 (B,): the action taken into obs (0, the no-op, at an episode's reset frame)
     next_prev_actions: np.ndarray  # int64 (B,): the action taken into next_obs
+    lower_bounds: np.ndarray | None = None  # float32 (B,): discounted return G_t of a terminated episode, else -inf
 
 
 @dataclass
@@ -113,6 +120,7 @@ class ReplayBuffer:
         self._actions = np.zeros(self.capacity, dtype=np.int16)
         self._rewards = np.zeros(self.capacity, dtype=np.float32)
         self._flags = np.zeros(self.capacity, dtype=np.uint8)
+        self._mc_returns = np.zeros(self.capacity, dtype=np.float32)
         self._tree = SumTree(self.capacity) if self.prioritized else None
         self._gamma_powers = self.gamma ** np.arange(self.n_step + 1, dtype=np.float64)
         self._written = 0  # frames written so far = global index of the next frame
@@ -146,11 +154,23 @@ class ReplayBuffer:
         elif truncated:
             self._flags[slot] |= TRUNCATED
         self._write_frame(frame, np.uint8(0))
+        if terminated:
+            self._store_episode_returns(step)
         if terminated or truncated:
             self._activate_range(step - self.n_step + 1, step)  # this step completes every pending lookahead
             self._episode_start = -1
         elif step - self.n_step + 1 >= self._episode_start:
             self._activate(step - self.n_step + 1)
+
+    def _store_episode_returns(self, last_step: int) -> None:
+        """The open episode terminated at `last_step`: give each of its live steps its discounted return."""
+        first = max(self._episode_start, self._written - self.capacity)
+        g = 0.0
+        for t in range(last_step, first - 1, -1):  # episodes are at most a few thousand steps: a loop is cheap
+            slot = t % self.capacity
+            g = float(self._rewards[slot]) + self.gamma * g
+            self._mc_returns[slot] = g
+            self._flags[slot] |= BOUNDED
 
     def _newest_frame(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs)
@@ -243,7 +263,9 @@ class ReplayBuffer:
         return Batch(obs=self._stacked_obs(t), actions=self._actions[slots].astype(np.int64), returns=returns,
                      next_obs=self._stacked_obs(t + m), discounts=discounts, weights=weights, indices=t,
                      prev_actions=prev_actions,
-                     next_prev_actions=self._actions[(t + m - 1) % self.capacity].astype(np.int64))
+                     next_prev_actions=self._actions[(t + m - 1) % self.capacity].astype(np.int64),
+                     lower_bounds=np.where((self._flags[slots] & BOUNDED) != 0, self._mc_returns[slots],
+                                           -np.inf).astype(np.float32))
 
     def _check_can_sample(self, batch_size: int) -> None:
         if batch_size < 1:
@@ -361,7 +383,7 @@ class ReplayBuffer:
 
     # --- size, state and files -----------------------------------------------------------------------------
     def _storage(self) -> list[np.ndarray]:
-        arrays = [self._frames, self._actions, self._rewards, self._flags]
+        arrays = [self._frames, self._actions, self._rewards, self._flags, self._mc_returns]
         return arrays + ([self._tree.nodes] if self._tree is not None else [])
 
     def bytes_per_transition(self) -> float:
@@ -391,6 +413,7 @@ class ReplayBuffer:
             "actions": self._actions,
             "rewards": self._rewards,
             "flags": self._flags,
+            "mc_returns": self._mc_returns,
             "priorities": priorities,
             "written": self._written,
             "episode_start": self._episode_start,
@@ -421,6 +444,10 @@ class ReplayBuffer:
         for name, target in (("frames", self._frames), ("actions", self._actions), ("rewards", self._rewards),
                              ("flags", self._flags)):
             target[...] = _checked_array(state, name, target)
+        if "mc_returns" in state:
+            self._mc_returns[...] = _checked_array(state, "mc_returns", self._mc_returns)
+        else:  # saved before lower bounds existed: no step has one
+            self._flags &= np.uint8(0xFF ^ int(BOUNDED))
         self._written = int(state["written"])
         self._episode_start = int(state["episode_start"])
         self._max_priority = float(state["max_priority"])

@@ -108,7 +108,9 @@ class CoordinatorPanel(Static):
             f"env {fmt(stats.get('frames_per_s', 0.0), '.0f')} frames/s   "
             f"episodes {int(stats.get('episodes', 0)):,}   best x {int(stats.get('best_x_pos', 0))}",
         ]
-        learner = [name for name in REGISTRY[model].metrics if name != "batch_size"]
+        entry = REGISTRY[model]
+        learner = [name for name in entry.metrics
+                   if name != "batch_size" and (name in stats or name not in entry.optional_metrics)]
         for group in metric_lines(tuple(learner)):
             lines.append("   ".join(f"{name} {fmt(stats.get(name, math.nan))}" for name in group))
         norms = "   grad norm " + fmt(stats.get("grad_norm", math.nan))

@@ -114,6 +114,28 @@ def test_the_learner_uses_the_munchausen_target_only_when_asked():
     assert np.isfinite(info.priorities).all() and all(p.grad is not None for p in model.parameters())
 
 
+def test_the_lower_bound_raises_targets_below_it_and_only_when_asked():
+    model = tiny_model(q_scale=1e6)
+    for net in (model.online, model.target):
+        constant_heads(net, value=1.0, advantages=[0.0, 0.0, 0.0])  # Q = 1 everywhere
+    batch = fixed_batch(4)
+    batch.returns = np.zeros(4, dtype=np.float32)
+    batch.discounts = np.ones(4, dtype=np.float32)  # plain target: 0 + 1 * Q_target = 1
+    batch.weights = np.ones(4, dtype=np.float32)
+    batch.lower_bounds = np.array([30.0, 6.0, -np.inf, -np.inf], dtype=np.float32)  # scaled by 1/10: 3, 0.6
+    off = DDQNLearner(model, reward_scale=0.1)
+    _, info = off.compute_loss(batch)
+    np.testing.assert_allclose(info.priorities, 0.0, atol=1e-6)
+    assert "bound_share" not in info.metrics
+    on = DDQNLearner(model, reward_scale=0.1, lower_bound=True)
+    _, info = on.compute_loss(batch)
+    np.testing.assert_allclose(info.priorities, [2.0, 0.0, 0.0, 0.0], atol=1e-5)  # only 3 > 1 raises a target
+    assert info.metrics["bound_share"] == 0.25
+    del batch.lower_bounds  # a batch without bounds (a world-model buffer's, or an old one) trains as before
+    _, info = on.compute_loss(batch)
+    np.testing.assert_allclose(info.priorities, 0.0, atol=1e-6)
+
+
 def fixed_batch(batch: int = 8) -> SimpleNamespace:
     rng = np.random.default_rng(1)
     return SimpleNamespace(

@@ -158,6 +158,49 @@ def test_n_step_targets_by_hand() -> None:
     assert batch.prev_actions.dtype == batch.next_prev_actions.dtype == np.int64
 
 
+def test_terminated_episodes_give_each_step_its_discounted_return_as_a_lower_bound() -> None:
+    """Episode A (3 steps) terminates, episode B (2 steps) is truncated, episode C (2 steps) is still open."""
+    buffer = ReplayBuffer(64, SHAPE, STACK, n_step=1, gamma=0.5, prioritized=False, seed=0)
+    buffer.start_episode(frame_stack(0))
+    for i, reward in enumerate((4.0, 2.0, 8.0)):
+        buffer.add(0, reward, frame_stack(1 + i), terminated=i == 2, truncated=False)
+    buffer.start_episode(frame_stack(10))
+    for i in range(2):
+        buffer.add(0, 1.0, frame_stack(11 + i), terminated=False, truncated=i == 1)
+    buffer.start_episode(frame_stack(20))
+    for i in range(2):
+        buffer.add(0, 1.0, frame_stack(21 + i), terminated=False, truncated=False)
+    expected = {0: 4 + 0.5 * 2 + 0.25 * 8, 1: 2 + 0.5 * 8, 2: 8.0}  # G_t = r_t + gamma * G_{t+1}, 0 after the end
+    batch = buffer.sample(300)
+    assert batch.lower_bounds is not None and batch.lower_bounds.dtype == np.float32
+    assert set(batch.indices.tolist()) == {0, 1, 2, 4, 5, 7, 8}  # globals: A 0-3, B 4-6, C 7-9
+    for t, bound in zip(batch.indices.tolist(), batch.lower_bounds.tolist(), strict=True):
+        assert bound == (pytest.approx(expected[t]) if t in expected else -np.inf)
+
+
+def test_lower_bounds_go_with_their_frames_and_survive_save_and_load(tmp_path) -> None:
+    buffer = ReplayBuffer(16, SHAPE, STACK, n_step=1, gamma=1.0, prioritized=False, seed=0)
+    buffer.start_episode(frame_stack(0))
+    for i in range(5):
+        buffer.add(0, 1.0, frame_stack(1 + i), terminated=i == 4, truncated=False)  # bounds 5, 4, 3, 2, 1
+    buffer.start_episode(frame_stack(9))
+    for i in range(12):  # an open episode overwrites the first one's slots
+        buffer.add(0, 1.0, frame_stack(10 + i), terminated=False, truncated=False)
+    batch = buffer.sample(200)
+    assert np.isneginf(batch.lower_bounds).all()  # the bounded steps are gone, and their bounds with them
+    buffer.add(0, 1.0, frame_stack(30), terminated=True, truncated=False)  # its 13 steps: bounds 13..1
+    batch = buffer.sample(400)
+    ends = batch.indices.max()
+    np.testing.assert_allclose(batch.lower_bounds, ends + 1 - batch.indices)
+    path = tmp_path / "replay.npz"
+    buffer.save(path)
+    loaded = ReplayBuffer.load(path)
+    np.testing.assert_array_equal(loaded.sample(64).lower_bounds, buffer.sample(64).lower_bounds)
+    old_state = {k: v for k, v in buffer.state_dict().items() if k != "mc_returns"}  # a file from before bounds
+    loaded.load_state_dict(old_state)
+    assert np.isneginf(loaded.sample(64).lower_bounds).all()
+
+
 def test_transitions_wait_for_their_lookahead() -> None:
     for prioritized in (False, True):
         rec = Recorder(ReplayBuffer(64, SHAPE, STACK, n_step=3, prioritized=prioritized, seed=1),
@@ -343,7 +386,7 @@ def filled_buffer(seed: int = 5) -> ReplayBuffer:
 def assert_same_samples(a: ReplayBuffer, b: ReplayBuffer) -> None:
     for _ in range(3):
         x, y = a.sample(32), b.sample(32)
-        for name in ("obs", "actions", "returns", "next_obs", "discounts", "weights", "indices"):
+        for name in ("obs", "actions", "returns", "next_obs", "discounts", "weights", "indices", "lower_bounds"):
             np.testing.assert_array_equal(getattr(x, name), getattr(y, name))
     np.testing.assert_array_equal(a.sample_sequences(4, 6).obs, b.sample_sequences(4, 6).obs)
 

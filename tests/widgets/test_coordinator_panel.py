@@ -88,3 +88,16 @@ async def test_the_greedy_eval_line_fits_the_panel_before_after_and_without_eval
             assert any(row.startswith(f"│ {line}") and not row.endswith("… │") for row in shown)  # drawn whole
             heights.add(panel.size.height)
         assert heights == {len(str(panel.render()).splitlines())}  # one line count in every state: no re-layout
+
+
+async def test_an_optional_learner_metric_is_listed_only_once_it_arrives():
+    app = PanelApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        panel = app.query_one(CoordinatorPanel)
+        ddqn = {**STATS, "q_loss": 0.05, "q_mean": 3.9, "q_max": 4.5, "td_error_mean": 0.3}
+        panel.show(ddqn, False, {}, "ddqn")
+        await pilot.pause()
+        assert "q_loss" in str(panel.render()) and "bound_share" not in str(panel.render())
+        panel.show({**ddqn, "bound_share": 0.125}, False, {}, "ddqn")  # a run with --lower-bound
+        await pilot.pause()
+        assert "bound_share 0.125" in str(panel.render())

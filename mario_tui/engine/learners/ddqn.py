@@ -34,11 +34,17 @@ class DDQNLearner:
     update an implicit KL penalty between successive policies, which is why it is here: the greedy policy of
     plain Double DQN churns (its evaluation swings by hundreds of x between minutes). With n-step returns the
     bonus is added for the first action only, as Dopamine's n-step Munchausen agents do.
+
+    With `lower_bound` the target is raised to the transition's Monte-Carlo return where its episode terminated
+    (`Batch.lower_bounds`): target = max(target, G_t), lower-bound Q-learning (He et al. 2017, "Learning to Play
+    in a Day"; Tang 2020). The emulator is deterministic, so an action that once earned G_t from a state is worth
+    at least that; an exploring episode that got past a pit or reached the flag then lifts the values along its
+    own path at once, instead of over many n-step backups.
     """
 
     def __init__(self, model: DuelingDDQN, reward_scale: float = 1.0, huber_delta: float = 1.0,
                  augment_shift: int = 0, munchausen_alpha: float = 0.0, munchausen_temperature: float = 0.03,
-                 munchausen_clip: float = -1.0) -> None:
+                 munchausen_clip: float = -1.0, lower_bound: bool = False) -> None:
         self.model = model
         self.reward_scale = float(reward_scale)
         self.huber_delta = float(huber_delta)
@@ -46,6 +52,7 @@ class DDQNLearner:
         self.munchausen_alpha = float(munchausen_alpha)
         self.munchausen_temperature = float(munchausen_temperature)
         self.munchausen_clip = float(munchausen_clip)
+        self.lower_bound = bool(lower_bound)
 
     @property
     def device(self) -> torch.device:
@@ -93,6 +100,13 @@ class DDQNLearner:
                                             next_prev_actions)
         else:
             target = self.td_target(returns, discounts, next_obs, next_prev_actions)
+        bound_share = None
+        lower_bounds = getattr(batch, "lower_bounds", None)
+        if self.lower_bound and lower_bounds is not None:
+            bounds = as_tensor(lower_bounds, device).float() * self.reward_scale
+            raised = bounds > target
+            target = torch.where(raised, bounds, target)
+            bound_share = float(raised.float().mean())
         td_error = target - q_taken
         per_sample = F.huber_loss(q_taken, target, reduction="none", delta=self.huber_delta)
         loss = (weights * per_sample).mean()
@@ -105,6 +119,8 @@ class DDQNLearner:
             "q_max": float(q_detached.max()),
             "td_error_mean": float(abs_td.mean()),
         }
+        if bound_share is not None:
+            metrics["bound_share"] = bound_share
         return loss, LossInfo(metrics=metrics, priorities=abs_td.cpu().numpy())
 
     def update_targets(self, tau: float | None = None) -> None:
