@@ -116,7 +116,9 @@ class RunConfig:
     """DDQN with Munchausen: the softmax temperature of its policy, in the units of the scaled Q-values."""
     lower_bound: bool = False
     """DDQN: raise each TD target to the discounted return its episode actually earned from that step, where the
-    episode terminated (lower-bound Q-learning: the emulator is deterministic, so the return is a floor on Q)."""
+    episode terminated (lower-bound Q-learning: the emulator is deterministic, so the return is a floor on Q). Off:
+    four stacked frames do not fix the emulator's state, so the floor is optimistic and the greedy agent got worse
+    in `benchmarks/bench_learning.py`."""
 
     # --- replay --------------------------------------------------------------------------------
     buffer_size: int = 50_000

@@ -39,7 +39,8 @@ class DDQNLearner:
     (`Batch.lower_bounds`): target = max(target, G_t), lower-bound Q-learning (He et al. 2017, "Learning to Play
     in a Day"; Tang 2020). The emulator is deterministic, so an action that once earned G_t from a state is worth
     at least that; an exploring episode that got past a pit or reached the flag then lifts the values along its
-    own path at once, instead of over many n-step backups.
+    own path at once, instead of over many n-step backups. The floor holds only where the observation fixes what
+    follows; four stacked frames do not (sub-pixel speed, timers, dropped frames), so here it is optimistic.
     """
 
     def __init__(self, model: DuelingDDQN, reward_scale: float = 1.0, huber_delta: float = 1.0,
