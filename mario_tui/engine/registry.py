@@ -31,8 +31,8 @@ class ModelEntry:
     lr_fields: Mapping[str, str] = field(default_factory=dict)
     """The RunConfig option that holds each parameter group's learning rate; groups not named here use `lr`."""
     optional_metrics: frozenset[str] = frozenset()
-    """Metrics of an option that is off by default: the learner sends them only with it on, and the dashboard
-    lists them only once they arrive."""
+    """Metrics of an option that is off by default: the learner sends them only with it on, the dashboard lists
+    them only once they arrive, and training.csv leaves their column empty until then."""
 
 
 def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:

@@ -13,8 +13,9 @@ Addressing.  Slots are named by their *global* index g (frames written before th
 
 Lower bounds.  When an episode terminates, every step of it still stored gets its discounted Monte-Carlo return
 G_t = r_t + gamma * G_{t+1} (0 after the terminal step).  The emulator is deterministic, so the taken action can
-earn at least G_t from that state again, and a learner may use G_t as a lower bound on Q(s_t, a_t).  Truncated
-and abandoned episodes have no known tail, so their steps get no bound (-inf in `Batch.lower_bounds`).
+earn at least G_t from the same emulator state again, and a learner may use G_t as a lower bound on Q(s_t, a_t)
+(an optimistic one where one observation stands for several emulator states).  Truncated and abandoned episodes
+have no known tail, so their steps get no bound (-inf in `Batch.lower_bounds`).
 
 Sampleability.  A transition becomes sampleable once its n-step lookahead is complete (n later steps exist) or
 its episode has ended; it stops being sampleable when its own frame or one of its history frames is about to be
