@@ -119,6 +119,9 @@ class RunConfig:
     episode terminated (lower-bound Q-learning: the emulator is deterministic, so the return is a floor on Q). Off:
     four stacked frames do not fix the emulator's state, so the floor is optimistic and the greedy agent got worse
     in `benchmarks/bench_learning.py`."""
+    quantiles: int = 0
+    """DDQN: learn N quantiles of each action's return (QR-DQN: the distribution, not only its mean) and act on
+    their mean; 0 = off (expected values). QR-DQN's paper used 200. Not with --munchausen-alpha or --lower-bound."""
 
     # --- replay --------------------------------------------------------------------------------
     buffer_size: int = 50_000
@@ -308,6 +311,9 @@ class RunConfig:
         need("augment_shift", 0 <= self.augment_shift <= 16, "must be between 0 (off) and 16 pixels")
         need("munchausen_alpha", 0 <= self.munchausen_alpha <= 1, "must be in [0, 1] (0 = off)")
         need("munchausen_temperature", 0 < self.munchausen_temperature <= 10, "must be in (0, 10]")
+        need("quantiles", 0 <= self.quantiles <= 1000, "must be between 0 (off) and 1000")
+        need("quantiles", not self.quantiles or (not self.munchausen_alpha and not self.lower_bound),
+             "cannot be combined with --munchausen-alpha or --lower-bound (they change a scalar target)")
         need("buffer_size", self.buffer_size >= max(self.batch_size, 2 * self.n_step + self.frame_stack),
              f"must hold at least one batch ({self.batch_size})")
         need("learning_starts", self.learning_starts >= 0, "must be 0 or more")

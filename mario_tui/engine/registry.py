@@ -38,6 +38,7 @@ class ModelEntry:
 def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
     from mario_tui.engine.env import action_buttons
     from mario_tui.engine.learners.ddqn import DDQNLearner
+    from mario_tui.engine.learners.qrdqn import QuantileDDQNLearner
     from mario_tui.engine.models.ddqn import DuelingDDQN
 
     codes = None
@@ -47,7 +48,9 @@ def _build_ddqn(config: RunConfig, num_actions: int) -> tuple[Model, Learner]:
             codes = [[float(i == j) for j in range(num_actions)] for i in range(num_actions)]
     model = DuelingDDQN(config.frame_stack, num_actions, config.frame_size, config.conv_width,
                         config.hidden_size, config.q_scale, seed=config.seed, prev_action_codes=codes,
-                        bf16_trunk=config.bf16)
+                        bf16_trunk=config.bf16, num_quantiles=config.quantiles)
+    if config.quantiles:
+        return model, QuantileDDQNLearner(model, reward_scale=config.reward_scale, augment_shift=config.augment_shift)
     return model, DDQNLearner(model, reward_scale=config.reward_scale, augment_shift=config.augment_shift,
                               munchausen_alpha=config.munchausen_alpha,
                               munchausen_temperature=config.munchausen_temperature,

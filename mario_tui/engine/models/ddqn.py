@@ -1,5 +1,6 @@
 """Dueling Double DQN: Nature-style conv trunk, separate value/advantage streams, softsign-bounded Q; optionally
-the previous action as an input beside the conv features."""
+the previous action as an input beside the conv features, and optionally a distribution of returns per action
+(quantiles, as QR-DQN) instead of its mean alone."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ class DuelingQNetwork(nn.Module):
     the previous action's row beside the conv features (see `RunConfig.prev_action`); rows without a previous
     action (None) count as after a no-op, as at an episode's start.
 
+    With `num_quantiles` N > 0 both streams put out N values per action instead of one: the quantiles of the
+    return at the midpoints (2i + 1) / 2N (QR-DQN, Dabney et al. 2017), combined and bounded quantile by quantile;
+    `forward` then gives their mean, so acting, evaluation and playback see Q-values as before.
+
     With `bf16_trunk` the conv trunk (~80 % of the multiply-adds) runs in bfloat16 under autocast and its
     features return to float32, so the heads, the Q-values and the TD errors keep full precision: bfloat16's
     8-bit mantissa would round a Q-value near 5 to steps of ~0.03, the size of many TD errors.
@@ -53,9 +58,12 @@ class DuelingQNetwork(nn.Module):
 
     def __init__(self, in_channels: int, num_actions: int, frame_size: int, conv_width: int = 32,
                  hidden_size: int = 256, q_scale: float = 100.0,
-                 prev_action_codes: Sequence[Sequence[float]] | None = None, bf16_trunk: bool = False) -> None:
+                 prev_action_codes: Sequence[Sequence[float]] | None = None, bf16_trunk: bool = False,
+                 num_quantiles: int = 0) -> None:
         super().__init__()
         self.q_scale = float(q_scale)
+        self.num_quantiles = int(num_quantiles)
+        outputs = max(self.num_quantiles, 1)
         self.bf16_trunk = bool(bf16_trunk)
         self.num_actions = num_actions
         self.prev_action = prev_action_codes is not None
@@ -68,11 +76,27 @@ class DuelingQNetwork(nn.Module):
         self.trunk = nature_trunk(in_channels, conv_width)
         features = conv_output_size(self.trunk, in_channels, frame_size) + codes.shape[1]
         self.value = nn.Sequential(nn.Linear(features, hidden_size), nn.ReLU(inplace=True),
-                                   nn.Linear(hidden_size, 1))
+                                   nn.Linear(hidden_size, outputs))
         self.advantage = nn.Sequential(nn.Linear(features, hidden_size), nn.ReLU(inplace=True),
-                                       nn.Linear(hidden_size, num_actions))
+                                       nn.Linear(hidden_size, num_actions * outputs))
 
     def forward(self, obs: torch.Tensor, prev_actions: torch.Tensor | None = None) -> torch.Tensor:
+        """Q-values (B, actions): with quantiles, the mean of each action's quantiles."""
+        if self.num_quantiles:
+            return self.quantiles(obs, prev_actions).mean(dim=2)
+        return self.combine(*self.streams(obs, prev_actions))
+
+    def quantiles(self, obs: torch.Tensor, prev_actions: torch.Tensor | None = None) -> torch.Tensor:
+        """Return quantiles (B, actions, N); only for a network built with `num_quantiles` > 0."""
+        if not self.num_quantiles:
+            raise ValueError("this Q-network has no quantile outputs (num_quantiles=0)")
+        value, advantage = self.streams(obs, prev_actions)
+        batch = value.shape[0]
+        return self.combine(value.view(batch, 1, self.num_quantiles),
+                            advantage.view(batch, self.num_actions, self.num_quantiles))
+
+    def streams(self, obs: torch.Tensor, prev_actions: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The value and advantage streams' raw outputs, before they are combined."""
         if self.bf16_trunk:
             with torch.autocast(obs.device.type, dtype=torch.bfloat16):
                 x = self.trunk(obs.float() / 255.0).float()
@@ -82,7 +106,7 @@ class DuelingQNetwork(nn.Module):
             if prev_actions is None:
                 prev_actions = torch.full((x.shape[0],), NOOP_ACTION, dtype=torch.long, device=x.device)
             x = torch.cat([x, self.prev_action_codes[prev_actions.long()]], dim=1)
-        return self.combine(self.value(x), self.advantage(x))
+        return self.value(x), self.advantage(x)
 
     def combine(self, value: torch.Tensor, advantage: torch.Tensor) -> torch.Tensor:
         return bounded(value + advantage - advantage.mean(dim=1, keepdim=True), self.q_scale)
@@ -98,13 +122,14 @@ class DuelingDDQN(nn.Module):
 
     def __init__(self, in_channels: int, num_actions: int, frame_size: int, conv_width: int = 32,
                  hidden_size: int = 256, q_scale: float = 100.0, seed: int | None = None,
-                 prev_action_codes: Sequence[Sequence[float]] | None = None, bf16_trunk: bool = False) -> None:
+                 prev_action_codes: Sequence[Sequence[float]] | None = None, bf16_trunk: bool = False,
+                 num_quantiles: int = 0) -> None:
         super().__init__()
         self.num_actions = num_actions
         self.online = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale,
-                                      prev_action_codes, bf16_trunk)
+                                      prev_action_codes, bf16_trunk, num_quantiles)
         self.target = DuelingQNetwork(in_channels, num_actions, frame_size, conv_width, hidden_size, q_scale,
-                                      prev_action_codes, bf16_trunk)
+                                      prev_action_codes, bf16_trunk, num_quantiles)
         self.target.requires_grad_(False)
         self.sync_target()
         self._rng = np.random.default_rng(seed)
@@ -125,6 +150,12 @@ class DuelingDDQN(nn.Module):
                 prev_actions: torch.Tensor | None = None) -> torch.Tensor:
         net = self.online if network == "online" else self.target
         return net(x, prev_actions)
+
+    def quantiles(self, x: torch.Tensor, network: Network = "online",
+                  prev_actions: torch.Tensor | None = None) -> torch.Tensor:
+        """Return quantiles (B, actions, N) of the online or target network (built with `num_quantiles` > 0)."""
+        net = self.online if network == "online" else self.target
+        return net.quantiles(x, prev_actions)
 
     @torch.no_grad()
     def select_action(self, x: torch.Tensor, epsilon: float) -> np.ndarray:
