@@ -83,16 +83,22 @@ class DDQNLearner:
             bonus = (temperature * log_pi_taken).clamp(min=self.munchausen_clip, max=0.0)
             return returns * self.reward_scale + self.munchausen_alpha * bonus + discounts * soft_value
 
+    def batch_tensors(self, batch: Any) -> tuple[torch.Tensor, ...]:
+        """The replay batch on the learner's device: obs, actions, returns, discounts, IS weights, next obs, and the
+        previous actions of obs and next obs; both observations randomly shifted when `augment_shift` is set."""
+        device = self.device
+        return (random_shift(as_tensor(batch.obs, device), self.augment_shift),
+                as_tensor(batch.actions, device).long(),
+                as_tensor(batch.returns, device).float(),
+                as_tensor(batch.discounts, device).float(),
+                as_tensor(batch.weights, device).float(),
+                random_shift(as_tensor(batch.next_obs, device), self.augment_shift),
+                as_tensor(batch.prev_actions, device).long(),
+                as_tensor(batch.next_prev_actions, device).long())
+
     def compute_loss(self, batch: Any) -> tuple[torch.Tensor, LossInfo]:
         device = self.device
-        obs = random_shift(as_tensor(batch.obs, device), self.augment_shift)
-        actions = as_tensor(batch.actions, device).long()
-        returns = as_tensor(batch.returns, device).float()
-        discounts = as_tensor(batch.discounts, device).float()
-        weights = as_tensor(batch.weights, device).float()
-        next_obs = random_shift(as_tensor(batch.next_obs, device), self.augment_shift)
-        prev_actions = as_tensor(batch.prev_actions, device).long()
-        next_prev_actions = as_tensor(batch.next_prev_actions, device).long()
+        obs, actions, returns, discounts, weights, next_obs, prev_actions, next_prev_actions = self.batch_tensors(batch)
 
         q_all = self.model(obs, "online", prev_actions)
         q_taken = q_all.gather(1, actions.unsqueeze(1)).squeeze(1)

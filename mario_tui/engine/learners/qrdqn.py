@@ -7,9 +7,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from mario_tui.engine.augment import random_shift
 from mario_tui.engine.learners.base import LossInfo
-from mario_tui.engine.learners.ddqn import DDQNLearner, as_tensor
+from mario_tui.engine.learners.ddqn import DDQNLearner
 
 
 def quantile_huber_loss(quantiles: torch.Tensor, targets: torch.Tensor, kappa: float = 1.0) -> torch.Tensor:
@@ -50,14 +49,7 @@ class QuantileDDQNLearner(DDQNLearner):
 
     def compute_loss(self, batch: Any) -> tuple[torch.Tensor, LossInfo]:
         device = self.device
-        obs = random_shift(as_tensor(batch.obs, device), self.augment_shift)
-        actions = as_tensor(batch.actions, device).long()
-        returns = as_tensor(batch.returns, device).float()
-        discounts = as_tensor(batch.discounts, device).float()
-        weights = as_tensor(batch.weights, device).float()
-        next_obs = random_shift(as_tensor(batch.next_obs, device), self.augment_shift)
-        prev_actions = as_tensor(batch.prev_actions, device).long()
-        next_prev_actions = as_tensor(batch.next_prev_actions, device).long()
+        obs, actions, returns, discounts, weights, next_obs, prev_actions, next_prev_actions = self.batch_tensors(batch)
 
         all_quantiles = self.model.quantiles(obs, "online", prev_actions)
         taken = all_quantiles[torch.arange(len(actions), device=device), actions]
