@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mario_tui.engine.config import RunConfig
+from mario_tui.engine.config import ConfigError, RunConfig, coerce
 from mario_tui.engine.env import make_env, num_actions
 from mario_tui.engine.learners.dreamer import DreamerLearner
 from mario_tui.engine.optim import clip_gradients, make_optimizer
@@ -43,9 +43,9 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 
 
 def config_for(options: dict[str, str]) -> RunConfig:
-    base = RunConfig().with_model_defaults(model="dreamer")
-    typed = {key: type(getattr(base, key))(value) for key, value in options.items() if key != "adam_eps"}
-    return replace(base, **typed)
+    """Dreamer's defaults with the variant's options, parsed and checked as the CLI does."""
+    changes = {key: coerce(key, value) for key, value in options.items() if key != "adam_eps"}
+    return RunConfig.with_model_defaults(model="dreamer", **changes).validate()
 
 
 def record(config: RunConfig, steps: int, seed: int) -> tuple[ReplayBuffer, ReplayBuffer]:
@@ -137,6 +137,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     variants = [("defaults", {})] + [parse_variant(text) for text in args.variant]
+    try:
+        configs = {name: config_for(options) for name, options in variants}
+    except ConfigError as exc:
+        parser.error(str(exc))
     started = time.perf_counter()
     train, held = record(config_for({}), args.steps, args.seed)
     held_batches = [held.sample_sequences(16, RunConfig.seq_len) for _ in range(4)]
@@ -151,7 +155,7 @@ def main() -> None:
     results = {}
     for name, options in variants:
         train.load_state_dict(sampling_state)
-        learner, results[name] = train_variant(config_for(options), options, train, held_batches, args.updates,
+        learner, results[name] = train_variant(configs[name], options, train, held_batches, args.updates,
                                                args.every, name, args.seed)
         if args.png:
             args.png.mkdir(parents=True, exist_ok=True)
