@@ -38,8 +38,12 @@ MAX_EPISODE_STEPS = 400  # cut long stuck episodes, so both buffers hold many ep
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    name, _, options = text.partition(":")
-    return name, dict(part.split("=", 1) for part in options.split(",") if part)
+    """`lr1e3:lr=0.001,adam_eps=1e-8` -> ("lr1e3", {"lr": "0.001", "adam_eps": "1e-8"})."""
+    name, _, body = text.partition(":")
+    pairs = [item.split("=", 1) for item in body.split(",") if item.strip()]
+    if not name or not pairs or any(len(pair) != 2 for pair in pairs):
+        raise ConfigError(f"--variant {text!r} is not NAME:option=value,option=value")
+    return name, {key.strip(): value.strip() for key, value in pairs}
 
 
 def config_for(options: dict[str, str]) -> RunConfig:
@@ -136,14 +140,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    variants = [("defaults", {})] + [parse_variant(text) for text in args.variant]
     try:
+        variants = [("defaults", {})] + [parse_variant(text) for text in args.variant]
         configs = {name: config_for(options) for name, options in variants}
     except ConfigError as exc:
         parser.error(str(exc))
     started = time.perf_counter()
     train, held = record(config_for({}), args.steps, args.seed)
-    held_batches = [held.sample_sequences(16, RunConfig.seq_len) for _ in range(4)]
+    try:
+        held_batches = [held.sample_sequences(16, RunConfig.seq_len) for _ in range(4)]
+    except ValueError:
+        parser.error(f"--steps {args.steps} recorded too little held-out play for sequences of "
+                     f"{RunConfig.seq_len} steps; record more (the figures in benchmarks/README.md used 12000)")
     # the floor: one constant picture, the mean training frame, as every reconstruction
     mean_frame = torch.as_tensor(train.state_dict()["frames"][: len(train)]).float().mean(0) / 255.0
     targets = torch.cat([torch.as_tensor(batch.obs).flatten(0, 1) for batch in held_batches]).float() / 255.0
