@@ -102,6 +102,13 @@ class RunConfig:
     """Copy online weights to the target network every this many updates (hard update)."""
     tau: float = 0.0
     """If above 0, soft-update the target network by this fraction every update instead of hard updates."""
+    reset_every: int = 0
+    """Every this many updates, shrink the online weights toward a fresh initialisation of the same network:
+    w <- reset_shrink * w + (1 - reset_shrink) * w_fresh (shrink-and-perturb, Ash & Adams 2020; the periodic
+    resets SR-SPR and BBF use to keep a network that learns from each sample many times plastic). The target
+    network keeps what was learned until its next copy. 0 = off."""
+    reset_shrink: float = 0.8
+    """With `reset_every`: the share of the trained weights each reset keeps (0 = a full reset)."""
     reward_scale: float = 1 / 15
     """Multiply environment rewards by this before learning (Mario's per-frame reward is within ±15)."""
     q_scale: float = 100.0
@@ -305,6 +312,8 @@ class RunConfig:
         need("batch_size", 1 <= self.batch_size <= 4096, "must be between 1 and 4096")
         need("target_update", self.target_update >= 1, "must be at least 1")
         need("tau", 0 <= self.tau <= 1, "must be in [0, 1]")
+        need("reset_every", self.reset_every >= 0, "must be 0 (off) or more")
+        need("reset_shrink", 0 <= self.reset_shrink < 1, "must be in [0, 1): the share of the weights a reset keeps")
         need("reward_scale", self.reward_scale > 0, "must be above 0")
         need("q_scale", self.q_scale > 0, "must be above 0")
         need("reached_starts", 0 <= self.reached_starts <= 1, "must be in [0, 1] (0 = off)")

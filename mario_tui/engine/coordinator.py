@@ -64,6 +64,7 @@ class UpdateReport:
     dropped_nonfinite: int
     lags: list[int]
     metrics: dict[str, float]
+    reset: bool = False  # this update ended with a shrink-and-perturb reset (`reset_every`)
 
 
 class Coordinator:
@@ -177,15 +178,16 @@ class Coordinator:
         if accepted == 0:
             return UpdateReport(0, stale, nonfinite, [], {}) if (stale or nonfinite) else None
         acc *= 1.0 / accepted
-        self.step(acc)
+        reset = self.step(acc)
         self.counters.grads_applied += accepted
         self.recent_lags.extend(lags)
         metrics = {name: sums[name] / counts[name] for name in sums}
         self.last_metrics = metrics
-        return UpdateReport(accepted, stale, nonfinite, lags, metrics)
+        return UpdateReport(accepted, stale, nonfinite, lags, metrics, reset)
 
-    def step(self, mean_grad: np.ndarray) -> None:
-        """One optimizer step with `mean_grad` as the gradient; then targets and the version counter."""
+    def step(self, mean_grad: np.ndarray) -> bool:
+        """One optimizer step with `mean_grad` as the gradient; then targets, the version counter and, when one is
+        due, a shrink-and-perturb reset (True then)."""
         with torch.no_grad():
             self.flat.grads.copy_(torch.from_numpy(mean_grad))
         self.last_grad_norm, self.last_group_norms = clip_gradients(self.optimizer, self.config.grad_clip)
@@ -201,6 +203,25 @@ class Coordinator:
             self.learner.update_targets(None)
             self._targets_changed = True
         self.update_times.append(time.monotonic())
+        # after the target's copy, so that a copy due at the same update takes the trained weights, not the shrunk
+        if self.config.reset_every and self.counters.updates % self.config.reset_every == 0:
+            self.shrink_and_perturb()
+            return True
+        return False
+
+    def shrink_and_perturb(self) -> None:
+        """w <- reset_shrink * w + (1 - reset_shrink) * w_fresh, with w_fresh a fresh initialisation of the model
+        seeded by the run's seed and the update count (a resumed run draws the same). Adam's moments, the moving
+        average and the target network keep their values."""
+        from mario_tui.engine.registry import build_model  # the registry builds models; it never imports this
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed * 1_000_003 + self.counters.updates)
+            fresh, _ = build_model(self.config, self.model.num_actions)
+        fresh_weights = torch.cat([p.detach().reshape(-1) for p in fresh.parameters()])
+        with torch.no_grad():
+            self.flat.weights.mul_(self.config.reset_shrink)
+            self.flat.weights.add_(fresh_weights.to(self.flat.weights.device), alpha=1.0 - self.config.reset_shrink)
 
     def updates_per_second(self) -> float:
         times = self.update_times

@@ -86,6 +86,9 @@ class CoordinatorLoop:
                              "gradients")
                 continue
             self.publish()
+            if report.reset:
+                self.log(f"shrink-and-perturb at update {coordinator.counters.updates}: kept "
+                         f"{self.config.reset_shrink:g} of the weights, the rest a fresh initialisation")
             hooks.updated(report)
             if self._keep_schedule():
                 break

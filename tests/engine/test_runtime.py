@@ -51,7 +51,7 @@ def start(runs: list[Run], config: RunConfig, resume_dir=None) -> Run:
 
 
 def test_short_run_writes_every_run_file_and_cleans_up(tmp_path, runs):
-    run = start(runs, tiny_config(tmp_path))
+    run = start(runs, tiny_config(tmp_path, reset_every=25))  # one shrink-and-perturb reset, logged
     names = set(run.runtime.segments.segment_names)
     assert all(os.path.exists(f"/dev/shm/{n}") for n in names)
     wait_for(run.done.is_set, 120, "30 updates")
@@ -73,6 +73,7 @@ def test_short_run_writes_every_run_file_and_cleans_up(tmp_path, runs):
     assert all(c in rows[0] for c in ("q_loss", "q_mean", "lr", "policy_lag_mean", "frames_per_s"))
     log = (folder / "training.log").read_text()
     assert "[w0] started" in log and "[w1] started" in log and "checkpoint at update" in log
+    assert "shrink-and-perturb at update 25: kept 0.8 of the weights" in log
 
 
 def test_coordinator_drops_stale_and_nonfinite_gradients(tmp_path):
@@ -130,6 +131,39 @@ def test_the_coordinator_alone_decides_when_the_target_network_changes(tmp_path)
     soft.changed_targets()
     soft.step(grad)
     assert soft.changed_targets() is not None  # soft updates change the target every update
+
+
+def test_shrink_and_perturb_moves_the_weights_part_way_to_a_fresh_initialisation(tmp_path):
+    """Every `reset_every` updates w <- shrink * w + (1 - shrink) * w_fresh: w_fresh is a fresh initialisation (the
+    same for a given seed and update whatever the shrink, not the run's start, at the scale of one), and a target
+    copy due at the same update takes the trained weights, not the shrunk ones."""
+    after: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+    for shrink in (0.0, 0.5):
+        config = tiny_config(tmp_path, reset_every=2, reset_shrink=shrink, target_update=2)
+        model, learner = build_model(config, 5)
+        coordinator = Coordinator(config, learner, torch.device("cpu"))
+        zero_gradient = np.zeros(coordinator.numel, np.float32)  # Adam moves nothing: only the reset does
+        start = coordinator.flat.weights.clone()
+        assert coordinator.step(zero_gradient) is False
+        assert torch.equal(coordinator.flat.weights, start)
+        assert coordinator.step(zero_gradient) is True
+        target = torch.cat([p.detach().reshape(-1) for p in model.target_parameters()])
+        assert torch.equal(target, start)
+        assert coordinator.step(zero_gradient) is False
+        after[shrink] = (start, coordinator.flat.weights.clone())
+    start, fresh = after[0.0]
+    half_start, half = after[0.5]
+    assert torch.allclose(half, 0.5 * half_start + 0.5 * fresh, atol=1e-6)
+    offset = 0
+    for p in coordinator.flat.params:
+        n = p.numel()
+        if n >= 256:  # a layer's fresh weights: new values at the scale its initialisation gives
+            new, old = fresh[offset:offset + n], start[offset:offset + n]
+            assert not torch.allclose(new, old)
+            assert 0.8 < float(new.std() / old.std()) < 1.25
+        offset += n
+    with pytest.raises(ValueError, match="--reset-shrink"):
+        tiny_config(tmp_path, reset_shrink=1.0).validate()
 
 
 def test_evaluation_plays_a_moving_average_of_the_weights_that_survives_a_resume(tmp_path):
