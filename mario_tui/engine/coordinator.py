@@ -218,7 +218,7 @@ class Coordinator:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed * 1_000_003 + self.counters.updates)
             fresh, _ = build_model(self.config, self.model.num_actions)
-        fresh_weights = torch.cat([p.detach().reshape(-1) for p in fresh.parameters()])
+        fresh_weights = torch.nn.utils.parameters_to_vector(fresh.parameters()).detach()  # FlatParameters' order
         with torch.no_grad():
             self.flat.weights.mul_(self.config.reset_shrink)
             self.flat.weights.add_(fresh_weights.to(self.flat.weights.device), alpha=1.0 - self.config.reset_shrink)
