@@ -514,11 +514,19 @@ async def test_keys_while_a_run_starts_trains_pauses_fails_and_stops(tmp_path: P
 
             async def worker_failed() -> None:
                 await on_dashboard()
-                if run.worker_rows()[0].state != "failed":  # r, R and their commands restarted it
+                # r, R and their commands restart it; a restart they queued may still replace the process we
+                # see alive, so kill that very process and try again if a new one took its place
+                deadline = time.monotonic() + 60
+                while run.worker_rows()[0].state != "failed":
+                    assert time.monotonic() < deadline, "worker 0 never failed"
                     await wait_until(pilot, lambda: worker.process is not None and worker.process.is_alive(), 30,
                                      "worker 0 started again")
-                    os.kill(worker.pid, signal.SIGKILL)
-                    await wait_until(pilot, lambda: run.worker_rows()[0].state == "failed", 30, "worker 0 failed")
+                    process = worker.process
+                    if process is not None and process.pid is not None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(process.pid, signal.SIGKILL)
+                    await wait_until(pilot, lambda killed=process: run.worker_rows()[0].state == "failed"
+                                     or worker.process not in (None, killed), 30, "worker 0 failed or restarted")
             await worker_failed()
             assert run.worker_rows()[1].state != "failed"
             await walk_keys(pilot, app, worker_failed, "worker failed", textual_keys=False, findings=findings,
