@@ -144,6 +144,7 @@ class PeriodicEvaluator:
         self.cpu_share = default_cpu_share() if cpu_share is None else cpu_share
         self.log = log or (lambda message: None)
         self.best_x = math.nan
+        self.best_flag_rate = 0.0
         self.best_updates = 0
         self.failures = 0
         self._process: Any = None
@@ -176,6 +177,7 @@ class PeriodicEvaluator:
             data = load_weights(self.paths.best)
             result = data.get("eval") or {}
             self.best_x = float(result.get("x_mean", math.nan))
+            self.best_flag_rate = float(result.get("flag_rate", 0.0))
             self.best_updates = int(data.get("counters", {}).get("updates", 0))
         except (CheckpointError, TypeError, ValueError, AttributeError) as exc:
             self.log(f"best.pt cannot be read ({exc}); the next evaluation replaces it")
@@ -229,9 +231,17 @@ class PeriodicEvaluator:
             return None
         self.failures = 0
         report: EvalReport = payload
-        # the first evaluation (best_x NaN) is the best so far
-        best = not (report.x_mean <= self.best_x) and self._write_best(job, report)
+        best = self.beats_best(report.flag_rate, report.x_mean) and self._write_best(job, report)
         return report, best
+
+    def beats_best(self, flag_rate: float, x_mean: float) -> bool:
+        """Flags first, then mean x: an agent that finishes the level beats one that only gets further before
+        dying or stalling (what a user wants from best.pt). The first evaluation (best_x NaN) always wins."""
+        if math.isnan(self.best_x):
+            return True
+        if flag_rate != self.best_flag_rate:
+            return flag_rate > self.best_flag_rate
+        return x_mean > self.best_x
 
     def _write_best(self, job: dict[str, Any], report: EvalReport) -> bool:
         """Replace best.pt (atomically) with the evaluated weights; False if it could not be written."""
@@ -244,6 +254,7 @@ class PeriodicEvaluator:
             self.log(f"could not write {self.paths.best.name}: {exc}; the previous one is intact")
             return False
         self.best_x = report.x_mean
+        self.best_flag_rate = report.flag_rate
         self.best_updates = int(job["counters"].get("updates", 0))
         return True
 

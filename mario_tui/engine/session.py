@@ -334,8 +334,9 @@ class Run:
         self.eval_history.append(EvalPoint(report.updates, report.elapsed_s, report.x_mean, report.x_max,
                                            report.flag_rate, report.return_mean, len(report.episodes), best))
         flags = sum(e.flag for e in report.episodes)
+        best_flags = (f", flags {self.evaluator.best_flag_rate:.0%}" if self.evaluator.best_flag_rate > 0 else "")
         outcome = ("new best → best.pt" if best else
-                   f"best stays {self.evaluator.best_x:.0f} (update {self.evaluator.best_updates})")
+                   f"best stays {self.evaluator.best_x:.0f}{best_flags} (update {self.evaluator.best_updates})")
         self.log.info(f"eval at update {report.updates}: greedy x mean {report.x_mean:.0f} (max {report.x_max}), "
                       f"flags {flags}/{len(report.episodes)}, return {report.return_mean:.1f} "
                       f"({report.wall_s:.0f} s); {outcome}")

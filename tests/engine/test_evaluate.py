@@ -95,11 +95,12 @@ def test_periodic_evaluation_writes_its_columns_log_and_best_checkpoint(trained_
     assert evaluated, "no training.csv row carries an evaluation"
     first = run.eval_history[0]
     assert first.best and first.updates >= 10 and first.episodes == 2
-    assert float(evaluated[-1]["eval_best_x"]) == pytest.approx(max(p.x_mean for p in run.eval_history), abs=0.5)
+    ranked = max(run.eval_history, key=lambda p: (p.flag_rate, p.x_mean))  # flags first, then mean x
+    assert float(evaluated[-1]["eval_best_x"]) == pytest.approx(ranked.x_mean, abs=0.5)
     assert 0 <= float(evaluated[-1]["eval_flag_rate"]) <= 1 and evaluated[-1]["eval_return"]
 
     best = load_weights(paths.best)
-    assert best["eval"]["x_mean"] == pytest.approx(max(p.x_mean for p in run.eval_history))
+    assert best["eval"]["x_mean"] == pytest.approx(ranked.x_mean)
     assert best["counters"]["updates"] in {p.updates for p in run.eval_history if p.best}
     status = json.loads(paths.status.read_text())
     assert status["best_eval_x"] == pytest.approx(best["eval"]["x_mean"], abs=0.1)
@@ -163,6 +164,17 @@ def test_best_checkpoint_is_replaced_only_by_a_better_score_and_survives_a_faile
         report, best = _poll_result(evaluator)
         assert not best and paths.best.read_bytes() == kept
 
+        # flags first: a further-reaching agent that never finishes does not beat one that does, and vice versa
+        evaluator.best_x, evaluator.best_flag_rate = 50.0, 1.0
+        submit(SimpleCorridor.RIGHT)  # flags at every episode, but x 11 < 50 at the same flag rate: not better
+        report, best = _poll_result(evaluator)
+        assert not best and report.flag_rate == 1.0 and paths.best.read_bytes() == kept
+        evaluator.best_x, evaluator.best_flag_rate = 3000.0, 0.0
+        submit(SimpleCorridor.RIGHT)  # x 11 with flags beats x 3000 without
+        report, best = _poll_result(evaluator)
+        assert best and evaluator.best_x == 11 and evaluator.best_flag_rate == 1.0
+        kept = paths.best.read_bytes()
+
         def crash(*args):
             raise OSError(28, "No space left on device")
 
@@ -182,7 +194,8 @@ def test_best_checkpoint_is_replaced_only_by_a_better_score_and_survives_a_faile
 
 def test_a_resumed_run_compares_against_its_best_checkpoint(trained_run):
     evaluator = PeriodicEvaluator(trained_run.paths, process_context())
-    assert evaluator.best_x == pytest.approx(load_weights(trained_run.paths.best)["eval"]["x_mean"])
+    saved = load_weights(trained_run.paths.best)["eval"]
+    assert evaluator.best_x == pytest.approx(saved["x_mean"]) and evaluator.best_flag_rate == saved["flag_rate"]
     evaluator.close()
 
 
