@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 from mario_tui.defaults import EXIT_ALL_WORKERS_FAILED
 from mario_tui.engine.checkpoint import CheckpointError
 from mario_tui.engine.config import ConfigError, RunConfig
+from mario_tui.engine.metrics import best_flags_text
 from mario_tui.engine.registry import REGISTRY
 from mario_tui.engine.session import Run, StartError
 
@@ -56,7 +57,7 @@ def eval_text(stats: dict[str, float]) -> str:
     if math.isnan(last) and math.isnan(best):
         return "greedy x -"
     text = "-" if math.isnan(last) else f"{last:.0f}"
-    return f"greedy x {text}" + ("" if math.isnan(best) else f" (best {best:.0f})")
+    return f"greedy x {text}" + ("" if math.isnan(best) else f" (best {best:.0f}{best_flags_text(stats)})")
 
 
 def _install_signal_handlers(stop: threading.Event) -> dict[int, object]:

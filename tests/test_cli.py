@@ -65,6 +65,8 @@ def test_batch_progress_line_names_the_greedy_evaluation():
     assert eval_text({}) == "greedy x -"
     assert eval_text({"eval_x_mean": nan, "eval_best_x": 455.4}) == "greedy x - (best 455)"
     assert eval_text({"eval_x_mean": 412.0, "eval_best_x": 455.4}) == "greedy x 412 (best 455)"
+    assert (eval_text({"eval_x_mean": 2680.0, "eval_best_x": 2301.2, "eval_best_flag_rate": 0.2})
+            == "greedy x 2680 (best 2301, flags 20%)")
 
 
 def test_help_lists_the_evaluation_options():

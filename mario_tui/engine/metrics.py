@@ -19,6 +19,13 @@ BASE_COLUMNS = (
 until the next one; `eval_best_x` is best.pt's score."""
 
 
+def best_flags_text(stats: dict[str, float]) -> str:
+    """`, flags 20%` after best.pt's score when its evaluation reached the flag: best.pt ranks flags first, so a
+    best below the last evaluation's x needs this to make sense."""
+    rate = stats.get("eval_best_flag_rate", math.nan)
+    return f", flags {rate:.0%}" if math.isfinite(rate) and rate > 0 else ""
+
+
 def newer_columns_path(path: Path) -> Path:
     """Where rows with other columns go when `path` was written by an older version: training.v2.csv."""
     return path.with_name(path.stem + ".v2" + path.suffix)

@@ -610,6 +610,7 @@ class Run:
             "eval_flag_rate": report.flag_rate if report else nan,
             "eval_return": report.return_mean if report else nan,
             "eval_best_x": evaluator.best_x if evaluator is not None else nan,
+            "eval_best_flag_rate": evaluator.best_flag_rate if evaluator is not None else nan,
             "eval_best_updates": evaluator.best_updates if evaluator is not None and evaluator.best_updates else nan,
         }
 

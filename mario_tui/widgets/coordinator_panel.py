@@ -12,6 +12,7 @@ from functools import cache
 from rich.text import Text
 from textual.widgets import Static
 
+from mario_tui.engine.metrics import best_flags_text
 from mario_tui.engine.registry import REGISTRY
 
 
@@ -71,7 +72,7 @@ def eval_line(stats: dict[str, float], eval_every: int) -> str:
     best = stats.get("eval_best_x", math.nan)
     if not math.isfinite(best):
         return text
-    text += f" · best {best:.0f}"
+    text += f" · best {best:.0f}" + best_flags_text(stats)
     best_updates = stats.get("eval_best_updates", math.nan)
     where = f" (update {int(best_updates):,})" if math.isfinite(best_updates) else ""
     return text + where if len(text) + len(where) <= PANEL_WIDTH else text

@@ -77,6 +77,13 @@ async def test_the_greedy_eval_line_fits_the_panel_before_after_and_without_eval
             ({**STATS, **ONE_EVAL, "eval_x_mean": 3161.0, "eval_x_max": 3266, "eval_flag_rate": 1.0,
               "eval_best_x": 3161.0, "eval_best_updates": 99_500}, 500,
              "greedy eval  x mean 3161 · max 3266 · flags 100% · best 3161 (update 99,500)"),
+            # best.pt ranks flags first, so its flag rate stands beside its score; the update gives way to it
+            ({**STATS, **ONE_EVAL, "eval_x_mean": 2680.0, "eval_flag_rate": 0.0, "eval_best_x": 2301.2,
+              "eval_best_flag_rate": 0.2, "eval_best_updates": 65_776}, 500,
+             "greedy eval  x mean 2680 · max 596 · flags 0% · best 2301, flags 20%"),
+            ({**STATS, **ONE_EVAL, "eval_x_mean": 3161.0, "eval_x_max": 3266, "eval_flag_rate": 1.0,
+              "eval_best_x": 3161.0, "eval_best_flag_rate": 1.0, "eval_best_updates": 99_500}, 500,
+             "greedy eval  x mean 3161 · max 3266 · flags 100% · best 3161, flags 100%"),
         ]
         heights = set()
         for stats, eval_every, expected in cases:
