@@ -37,6 +37,7 @@ from mario_tui.engine.env import num_actions
 from mario_tui.engine.evaluate import EnvFactory, EvalOptions, EvalReport
 from mario_tui.engine.fileio import atomic_write_text
 from mario_tui.engine.logtail import LogTail
+from mario_tui.engine.metrics import best_flags_text
 from mario_tui.engine.notices import Notices, QuietFileHandler, WriteFailures, os_reason
 from mario_tui.engine.periodic_eval import EvalPoint, PeriodicEvaluator
 from mario_tui.engine.processes import process_context, start_process_helpers
@@ -334,7 +335,7 @@ class Run:
         self.eval_history.append(EvalPoint(report.updates, report.elapsed_s, report.x_mean, report.x_max,
                                            report.flag_rate, report.return_mean, len(report.episodes), best))
         flags = sum(e.flag for e in report.episodes)
-        best_flags = (f", flags {self.evaluator.best_flag_rate:.0%}" if self.evaluator.best_flag_rate > 0 else "")
+        best_flags = best_flags_text({"eval_best_flag_rate": self.evaluator.best_flag_rate})
         outcome = ("new best → best.pt" if best else
                    f"best stays {self.evaluator.best_x:.0f}{best_flags} (update {self.evaluator.best_updates})")
         self.log.info(f"eval at update {report.updates}: greedy x mean {report.x_mean:.0f} (max {report.x_max}), "
