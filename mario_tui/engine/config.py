@@ -227,6 +227,10 @@ class RunConfig:
     ~5 percent of the machine's CPU; the best result so far is kept as best.pt (0 = off)."""
     eval_episodes: int = 5
     """Greedy episodes per periodic evaluation (spread over the run's stages)."""
+    eval_confirm_episodes: int = 10
+    """An evaluation that beats best.pt's score plays this many more episodes (other no-op starts) before its weights
+    replace best.pt, which is then judged on all of them: the best of many evaluations on a few fixed games favours
+    weights that suit those games (0 = replace best.pt on the periodic evaluation alone)."""
     eval_max_steps: int = 2000
     """An evaluation episode ends after this many agent steps."""
     eval_stall_steps: int = 150
@@ -361,6 +365,7 @@ class RunConfig:
                  f"must be at least --seq-len ({self.seq_len}) for dreamer")
         need("eval_every", self.eval_every >= 0, "must be 0 (off) or more")
         need("eval_episodes", 1 <= self.eval_episodes <= 1000, "must be between 1 and 1000")
+        need("eval_confirm_episodes", 0 <= self.eval_confirm_episodes <= 1000, "must be between 0 (off) and 1000")
         need("eval_max_steps", 1 <= self.eval_max_steps <= 100_000, "must be between 1 and 100000")
         need("eval_stall_steps", self.eval_stall_steps >= 0, "must be 0 (never) or more")
         need("eval_noops", 0 <= self.eval_noops <= 1000, "must be between 0 and 1000")

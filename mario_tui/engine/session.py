@@ -22,6 +22,7 @@ import random
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -327,21 +328,31 @@ class Run:
     def _poll_evaluation(self) -> None:
         if self.evaluator is None:
             return
-        result = self.evaluator.poll()
-        if result is None:
+        outcome = self.evaluator.poll()
+        if outcome is None:
             return
-        report, best = result
-        self.last_eval = report
-        self.eval_history.append(EvalPoint(report.updates, report.elapsed_s, report.x_mean, report.x_max,
-                                           report.flag_rate, report.return_mean, len(report.episodes), best))
+        report = outcome.report
+        if outcome.confirmation:
+            if outcome.best and self.eval_history and self.eval_history[-1].updates == report.updates:
+                self.eval_history[-1] = replace(self.eval_history[-1], best=True)
+        else:
+            self.last_eval = report
+            self.eval_history.append(EvalPoint(report.updates, report.elapsed_s, report.x_mean, report.x_max,
+                                               report.flag_rate, report.return_mean, len(report.episodes),
+                                               outcome.best))
         flags = sum(e.flag for e in report.episodes)
         best_flags = best_flags_text({"eval_best_flag_rate": self.evaluator.best_flag_rate})
-        outcome = ("new best → best.pt" if best else
-                   f"best stays {self.evaluator.best_x:.0f}{best_flags} (update {self.evaluator.best_updates})")
-        self.log.info(f"eval at update {report.updates}: greedy x mean {report.x_mean:.0f} (max {report.x_max}), "
+        if outcome.best:
+            verdict = "new best → best.pt"
+        elif outcome.confirming:
+            verdict = f"beats best.pt: {self.config.eval_confirm_episodes} more episodes to confirm"
+        else:
+            verdict = f"best stays {self.evaluator.best_x:.0f}{best_flags} (update {self.evaluator.best_updates})"
+        what = "confirmation" if outcome.confirmation else "eval"
+        self.log.info(f"{what} at update {report.updates}: greedy x mean {report.x_mean:.0f} (max {report.x_max}), "
                       f"flags {flags}/{len(report.episodes)}, return {report.return_mean:.1f} "
-                      f"({report.wall_s:.0f} s); {outcome}")
-        if best and self.coordinator is not None:
+                      f"({report.wall_s:.0f} s); {verdict}")
+        if outcome.best and self.coordinator is not None:
             self._write_status()
 
     # ------------------------------------------------------------------------------ checkpoints

@@ -37,15 +37,15 @@ from tests.engine.test_runtime import ROOT, tiny_config, wait_for
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Run:
     """A tiny DDQN trained on the real 1-1 through the real runtime, with periodic evaluation every 10 updates (of a
-    moving average of the weights: `eval_ema`)."""
+    moving average of the weights: `eval_ema`) and 2 confirmation episodes."""
     tmp = tmp_path_factory.mktemp("eval")
-    config = tiny_config(tmp, steps=0, eval_every=10, eval_episodes=2, eval_max_steps=60, eval_noops=5,
-                         actions="simple", eval_ema=0.05)
+    config = tiny_config(tmp, steps=0, eval_every=10, eval_episodes=2, eval_confirm_episodes=2, eval_max_steps=60,
+                         eval_noops=5, actions="simple", eval_ema=0.05)
     run = Run(config)
     run.start()
     try:
-        wait_for(lambda: len(run.eval_history) >= 1 and run.coordinator.counters.updates >= 15, 120,
-                 "a periodic evaluation")
+        wait_for(lambda: run.paths.best.exists() and run.coordinator.counters.updates >= 15, 120,
+                 "a periodic evaluation and its confirmation")
     finally:
         run.stop(timeout=10)
     return run
@@ -94,20 +94,20 @@ def test_periodic_evaluation_writes_its_columns_log_and_best_checkpoint(trained_
     evaluated = [r for r in rows if r["eval_x_mean"]]
     assert evaluated, "no training.csv row carries an evaluation"
     first = run.eval_history[0]
-    assert first.best and first.updates >= 10 and first.episodes == 2
-    ranked = max(run.eval_history, key=lambda p: (p.flag_rate, p.x_mean))  # flags first, then mean x
-    assert float(evaluated[-1]["eval_best_x"]) == pytest.approx(ranked.x_mean, abs=0.5)
+    assert first.best and first.updates >= 10 and first.episodes == 2, "the first evaluation is confirmed"
     assert 0 <= float(evaluated[-1]["eval_flag_rate"]) <= 1 and evaluated[-1]["eval_return"]
 
     best = load_weights(paths.best)
-    assert best["eval"]["x_mean"] == pytest.approx(ranked.x_mean)
+    assert best["eval"]["episodes"] == 4, "best.pt is judged on its evaluation and confirmation episodes together"
+    assert float(evaluated[-1]["eval_best_x"]) == pytest.approx(best["eval"]["x_mean"], abs=0.5)
     assert best["counters"]["updates"] in {p.updates for p in run.eval_history if p.best}
     status = json.loads(paths.status.read_text())
     assert status["best_eval_x"] == pytest.approx(best["eval"]["x_mean"], abs=0.1)
     summary = next(r for r in list_runs(paths.root.parent) if r.name == paths.root.name)
     assert summary.has_best and summary.best_eval_x == pytest.approx(best["eval"]["x_mean"], abs=0.1)
     log = paths.log.read_text()
-    assert "eval at update" in log and "new best → best.pt" in log
+    assert "eval at update" in log and "2 more episodes to confirm" in log
+    assert "confirmation at update" in log and "flags 0/4" in log and "new best → best.pt" in log
     assert not (paths.eval_dir / ".candidate.pt").exists(), "the snapshot of the weights under evaluation is left"
     stats = run.coordinator_stats()
     assert stats["eval_best_x"] == pytest.approx(best["eval"]["x_mean"])
@@ -126,9 +126,10 @@ def test_an_averaged_run_writes_the_average_it_evaluates_beside_its_weights(trai
     assert len(report.episodes) == 1 and report.episodes[0].steps > 0
 
 
-def _corridor_weights(path: Path, favoured_action: int) -> Path:
+def _corridor_weights(path: Path, favoured_action: int, confirm_episodes: int = 0) -> Path:
     """Weights of a tiny DDQN whose Q-values always favour one action (no training needed to know its score)."""
-    config = RunConfig(frame_size=36, conv_width=4, hidden_size=8, level="1-1", eval_noops=2)
+    config = RunConfig(frame_size=36, conv_width=4, hidden_size=8, level="1-1", eval_noops=2,
+                       eval_confirm_episodes=confirm_episodes)
     model, _ = build_model(config, 7)
     with torch.no_grad():
         head = model.online.advantage[-1]
@@ -143,6 +144,13 @@ def _poll_result(evaluator: PeriodicEvaluator):
     return wait_for(evaluator.poll, 60, "an evaluation result")
 
 
+def _settled(evaluator: PeriodicEvaluator):
+    """(report, became best.pt) of an evaluation without confirmation episodes."""
+    outcome = _poll_result(evaluator)
+    assert not outcome.confirming and not outcome.confirmation
+    return outcome.report, outcome.best
+
+
 def test_best_checkpoint_is_replaced_only_by_a_better_score_and_survives_a_failed_write(tmp_path, monkeypatch):
     paths = RunPaths(tmp_path / "run")
     paths.root.mkdir()
@@ -154,24 +162,24 @@ def test_best_checkpoint_is_replaced_only_by_a_better_score_and_survives_a_faile
             evaluator.submit(data["model"], RunConfig.from_dict(data["config"]), data["counters"], options)
 
         submit(SimpleCorridor.LEFT)  # stands at the wall: x 0, but the first evaluation is the best so far
-        report, best = _poll_result(evaluator)
+        report, best = _settled(evaluator)
         assert best and report.x_mean == 0 and load_weights(paths.best)["counters"]["updates"] == SimpleCorridor.LEFT
         submit(SimpleCorridor.RIGHT)  # walks to the flag
-        report, best = _poll_result(evaluator)
+        report, best = _settled(evaluator)
         assert best and report.x_mean == 11 and report.flag_rate == 1.0
         kept = paths.best.read_bytes()
         submit(0)  # stands still: worse, best.pt stays
-        report, best = _poll_result(evaluator)
+        report, best = _settled(evaluator)
         assert not best and paths.best.read_bytes() == kept
 
         # flags first: a further-reaching agent that never finishes does not beat one that does, and vice versa
         evaluator.best_x, evaluator.best_flag_rate = 50.0, 1.0
         submit(SimpleCorridor.RIGHT)  # flags at every episode, but x 11 < 50 at the same flag rate: not better
-        report, best = _poll_result(evaluator)
+        report, best = _settled(evaluator)
         assert not best and report.flag_rate == 1.0 and paths.best.read_bytes() == kept
         evaluator.best_x, evaluator.best_flag_rate = 3000.0, 0.0
         submit(SimpleCorridor.RIGHT)  # x 11 with flags beats x 3000 without
-        report, best = _poll_result(evaluator)
+        report, best = _settled(evaluator)
         assert best and evaluator.best_x == 11 and evaluator.best_flag_rate == 1.0
         kept = paths.best.read_bytes()
 
@@ -181,7 +189,7 @@ def test_best_checkpoint_is_replaced_only_by_a_better_score_and_survives_a_faile
         evaluator.best_x = -1.0
         submit(SimpleCorridor.LEFT)
         monkeypatch.setattr(fileio.os, "fsync", crash)  # the new best.pt dies after its bytes, before the rename
-        report, best = _poll_result(evaluator)
+        report, best = _settled(evaluator)
         monkeypatch.undo()
         assert not best
         assert paths.best.read_bytes() == kept and load_weights(paths.best)["eval"]["x_mean"] == 11
@@ -190,6 +198,41 @@ def test_best_checkpoint_is_replaced_only_by_a_better_score_and_survives_a_faile
     finally:
         evaluator.close()
     assert not (paths.eval_dir / ".candidate.pt").exists()
+
+
+def test_a_better_evaluation_replaces_best_only_if_its_confirmation_episodes_hold_it_up(tmp_path):
+    """The corridor's goal is 11 steps away and its time runs out at step 20: a walker reaches it after up to 9 no-ops
+    and not after 10 or more. Seeds whose no-op starts are short for the periodic evaluation and long for the
+    confirmation make weights that look perfect on the first games and fail on the next."""
+    seed = next(s for s in range(10_000) if max(noop_count(s, 30), noop_count(s + 1, 30)) <= 9
+                and min(noop_count(s + 2, 30), noop_count(s + 3, 30)) >= 10)
+    paths = RunPaths(tmp_path / "run")
+    paths.root.mkdir()
+    options = EvalOptions(episodes=2, stall_steps=5, noop_max=30, seed=seed, per_stage=False)
+    evaluator = PeriodicEvaluator(paths, process_context(), make_simple_corridor, cpu_share=2.0)
+    try:
+        def submit(action: int) -> None:
+            data = load_weights(_corridor_weights(tmp_path / f"w{action}.pt", action, confirm_episodes=2))
+            evaluator.submit(data["model"], RunConfig.from_dict(data["config"]), data["counters"], options)
+
+        submit(SimpleCorridor.LEFT)  # the first evaluation is confirmed too: best.pt holds a 4-game score
+        screen = _poll_result(evaluator)
+        assert screen.confirming and not screen.best and not paths.best.exists()
+        confirmed = _poll_result(evaluator)
+        assert confirmed.confirmation and confirmed.best and not evaluator.busy
+        assert [e.seed for e in confirmed.report.episodes] == [seed, seed + 1, seed + 2, seed + 3]
+        assert load_weights(paths.best)["eval"]["episodes"] == 4
+
+        evaluator.best_x, evaluator.best_flag_rate = 5.0, 0.75  # as if best.pt had finished 3 of its 4 games
+        submit(SimpleCorridor.RIGHT)  # 2/2 flags beat 3/4; the confirmation's long no-op starts end it 2/4
+        screen = _poll_result(evaluator)
+        assert screen.confirming and screen.report.flag_rate == 1.0
+        kept = paths.best.read_bytes()
+        confirmed = _poll_result(evaluator)
+        assert confirmed.confirmation and not confirmed.best and confirmed.report.flag_rate == 0.5
+        assert paths.best.read_bytes() == kept and evaluator.best_flag_rate == 0.75
+    finally:
+        evaluator.close()
 
 
 def test_a_resumed_run_compares_against_its_best_checkpoint(trained_run):
