@@ -208,21 +208,21 @@ class PeriodicEvaluator:
             return
         state = {k: v.detach().clone() for k, v in model_state.items()}
         save_weights(self.candidate, state, config.to_dict(), counters)
-        self._ensure_process()
-        assert self._conn is not None
-        self._job = {"state": state, "config": config, "counters": dict(counters), "options": options,
-                     "screen": None}
-        self._conn.send((str(self.candidate), options))
+        self._send({"state": state, "config": config, "counters": dict(counters), "options": options, "screen": None})
 
     def _confirm(self, job: dict[str, Any], screen: EvalReport) -> None:
         """The weights of `job` (still the candidate file) play the confirmation episodes: the seeds after the
         periodic evaluation's, so every confirmation plays the same games."""
         options: EvalOptions = job["options"]
         more = replace(options, episodes=job["config"].eval_confirm_episodes, seed=options.seed + options.episodes)
+        self._send({**job, "options": more, "screen": screen})
+
+    def _send(self, job: dict[str, Any]) -> None:
+        """The child plays the candidate file by `job["options"]`; `job` waits for its result."""
         self._ensure_process()
         assert self._conn is not None
-        self._job = {**job, "options": more, "screen": screen}
-        self._conn.send((str(self.candidate), more))
+        self._job = job
+        self._conn.send((str(self.candidate), job["options"]))
 
     def _ensure_process(self) -> None:
         if self._process is not None and self._process.is_alive():
