@@ -7,10 +7,13 @@ level and not only its start), fills one replay buffer for training and one for
 held-out episodes, then trains the world-model loss of each variant on the same batches and prints SSIM / MSE of
 the posterior reconstructions of the held-out frames at fixed update counts, beside the floor of one constant
 picture (the mean training frame as every reconstruction). Variants are RunConfig options on top of Dreamer's
-defaults (`name:field=value,...`; `adam_eps=E` sets the optimizer's epsilon). Findings: benchmarks/README.md.
+defaults (`name:field=value,...`; `adam_eps=E` sets the optimizer's epsilon). `--checkpoint` measures a trained
+Dreamer run's world model on the same kind of held-out play instead, so a training run's figures (taken on its own
+training batches) can be checked on frames it never saw. Findings: benchmarks/README.md.
 
     uv run python benchmarks/bench_world_model.py [--steps 12000] [--updates 3000] [--every 500]
         [--variant "wide:conv_width=64"] [--threads 1]
+    uv run python benchmarks/bench_world_model.py --checkpoint RUN_OR_WEIGHTS [--checkpoint ...] [--png DIR]
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mario_tui.engine.checkpoint import CheckpointError
 from mario_tui.engine.config import ConfigError, RunConfig, coerce
 from mario_tui.engine.env import make_env, num_actions
 from mario_tui.engine.learners.dreamer import DreamerLearner
 from mario_tui.engine.optim import clip_gradients, make_optimizer
+from mario_tui.engine.playback import read_policy
 from mario_tui.engine.registry import build_model
 from mario_tui.engine.replay import ReplayBuffer, SequenceBatch
 from mario_tui.engine.ssim import ssim
@@ -52,11 +57,12 @@ def config_for(options: dict[str, str]) -> RunConfig:
     return RunConfig.with_model_defaults(model="dreamer", **changes).validate()
 
 
-def record(config: RunConfig, steps: int, seed: int) -> tuple[ReplayBuffer, ReplayBuffer]:
+def record(config: RunConfig, steps: int, seed: int, reached_starts: float = 0.5
+           ) -> tuple[ReplayBuffer, ReplayBuffer]:
     """Play `steps` env steps; every fifth episode goes to the held-out buffer (not trained on)."""
     train = ReplayBuffer(steps + 16, (config.frame_size,) * 2, config.frame_stack, seed=seed)
     held = ReplayBuffer(steps // 3 + 16, (config.frame_size,) * 2, config.frame_stack, seed=seed + 1)
-    env = make_env(replace(config, reached_starts=0.5), seed=seed, training=True)
+    env = make_env(replace(config, reached_starts=reached_starts), seed=seed, training=True)
     rng = np.random.default_rng(seed)
     episode, length, done = 0, 0, True
     for _ in range(steps):
@@ -128,6 +134,17 @@ def train_variant(config: RunConfig, options: dict[str, str], train: ReplayBuffe
     return learner, points
 
 
+def trained_learner(path: Path) -> tuple[RunConfig, DreamerLearner, dict]:
+    """A Dreamer run's config, a learner holding its trained model, and its counters (updates, env_steps)."""
+    config, trained, counters = read_policy(path)
+    if config.model != "dreamer":
+        raise CheckpointError(f"{path}: holds a {config.model!r} model, not a Dreamer world model")
+    model, learner = build_model(config, num_actions(config.actions))
+    model.load_state_dict(trained.state_dict())
+    model.eval()
+    return config, learner, counters
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=12_000, help="env steps recorded (train + held out)")
@@ -137,8 +154,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--png", type=Path, help="folder for each variant's held-out frames over their reconstructions")
+    parser.add_argument("--reached-starts", type=float, default=0.5,
+                        help="share of recorded episodes started from states reached before (0: all from the start)")
+    parser.add_argument("--checkpoint", type=Path, action="append", default=[],
+                        help="a Dreamer run folder or weights file: measure its world model instead of training "
+                             "(repeatable: all are measured on the same held-out play)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    try:
+        trained = {path: trained_learner(path) for path in args.checkpoint}
+    except CheckpointError as exc:
+        parser.error(str(exc))
 
     try:
         variants = [("defaults", {})] + [parse_variant(text) for text in args.variant]
@@ -146,7 +172,8 @@ def main() -> None:
     except ConfigError as exc:
         parser.error(str(exc))
     started = time.perf_counter()
-    train, held = record(config_for({}), args.steps, args.seed)
+    first = next(iter(trained.values()), None)
+    train, held = record(first[0] if first else config_for({}), args.steps, args.seed, args.reached_starts)
     try:
         held_batches = [held.sample_sequences(16, RunConfig.seq_len) for _ in range(4)]
     except ValueError:
@@ -158,6 +185,17 @@ def main() -> None:
     floor = float(ssim(mean_frame.expand_as(targets).contiguous(), targets))
     print(f"recorded {args.steps} steps in {time.perf_counter() - started:.0f} s ({len(train)} train / "
           f"{len(held)} held-out transitions); the mean frame as every reconstruction: SSIM {floor:.3f}", flush=True)
+    for index, (path, (_config, learner, counters)) in enumerate(trained.items()):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed)  # the posterior samples its latents: seed them
+            quality, mse = held_out_quality(learner, held_batches)
+        print(f"{path} (updates {counters.get('updates', '?')}, agent steps {counters.get('env_steps', '?')}): "
+              f"held-out SSIM {quality:.3f}  MSE {mse:.4f}", flush=True)
+        if args.png:
+            args.png.mkdir(parents=True, exist_ok=True)
+            save_pairs(learner, held_batches[0], args.png / f"checkpoint-{index}-{path.stem}.png")
+    if trained:
+        return
 
     sampling_state = train.state_dict()  # every variant trains on the same batches
     results = {}
