@@ -135,14 +135,11 @@ def train_variant(config: RunConfig, options: dict[str, str], train: ReplayBuffe
 
 
 def trained_learner(path: Path) -> tuple[RunConfig, DreamerLearner, dict]:
-    """A Dreamer run's config, a learner holding its trained model, and its counters (updates, env_steps)."""
-    config, trained, counters = read_policy(path)
+    """A Dreamer run's config, a learner around its trained model (only `observe` is used), and its counters."""
+    config, model, counters = read_policy(path)
     if config.model != "dreamer":
         raise CheckpointError(f"{path}: holds a {config.model!r} model, not a Dreamer world model")
-    model, learner = build_model(config, num_actions(config.actions))
-    model.load_state_dict(trained.state_dict())
-    model.eval()
-    return config, learner, counters
+    return config, DreamerLearner(model), counters
 
 
 def main() -> None:
