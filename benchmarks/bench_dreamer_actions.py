@@ -10,6 +10,7 @@ it, the run's horizon, lambda-returns bootstrapped on the slow critic as in trai
 * action effect: the spread of the mean return over the 7 first actions (max - min), per start state;
 * rollout noise: the standard deviation of one rollout's return for a fixed start and first action;
 * state spread: P95 - P5 of the returns over start states, the scale training divides advantages by;
+* per first action, over all start states: the mean return and the predicted reward of that first step;
 * the actor at the start states: entropy, and how often its most likely action is the imagined best one.
 
     uv run python benchmarks/bench_dreamer_actions.py --checkpoint RUN_OR_WEIGHTS [--checkpoint ...]
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_world_model import record, trained_learner  # noqa: E402
 
 from mario_tui.engine.checkpoint import CheckpointError  # noqa: E402
+from mario_tui.engine.env import action_meanings  # noqa: E402
 from mario_tui.engine.learners.dreamer import DreamerLearner, lambda_returns  # noqa: E402
 from mario_tui.engine.models.dreamer import RSSMState  # noqa: E402
 
@@ -100,6 +102,7 @@ def main() -> None:
         spread = float(torch.quantile(flat, 0.95) - torch.quantile(flat, 0.05))
         with torch.no_grad():
             log_probs = learner.model.actor(start.features()).log_softmax(-1)
+        names = ", ".join(action_meanings(config.actions))
         entropy = float(-(log_probs.exp() * log_probs).sum(-1).mean())
         agree = float((log_probs.argmax(-1) == q.argmax(-1)).float().mean())
         best = np.bincount(q.argmax(-1).numpy(), minlength=q.shape[1])
@@ -111,7 +114,7 @@ def main() -> None:
               f"median {float(effect.median()):.3f};  rollout noise (std) {float(noise):.3f}")
         print(f"  normalised action effect {float(effect.mean()) / max(1.0, spread):.4f} against entropy_coef "
               f"{config.entropy_coef}")
-        print("  per first action (noop, right, right+A, right+B, right+A+B, A, left): mean return "
+        print(f"  per first action ({names}): mean return "
               + ", ".join(f"{float(v):.2f}" for v in q.mean(0)) + ";  first-step reward "
               + ", ".join(f"{float(v):.2f}" for v in first_rewards.mean((0, 2))))
         print(f"  actor at the starts: entropy {entropy:.3f} (ln {q.shape[1]} = {np.log(q.shape[1]):.3f}), "
